@@ -7,6 +7,7 @@ packages=(
 	build-essential cmake libgtest-dev libboost-dev
 	postgresql-15 postgresql-server-dev-15 postgresql-contrib libipc-run-perl
 	python3-django python3-psycopg2 prometheus-postgres-exporter curl
+	debhelper postgresql-server-dev-all dpkg-dev
 )
 missing=()
 for p in "${packages[@]}"; do
