@@ -299,6 +299,16 @@ typedef struct rr_pick_result
 	int64_t data_age_us; /* RR_NO_DURATION when nothing was published */
 } rr_pick_result;
 
+/* How readers judge a table as a whole, by its header: RR_CAUSE_NO_DATA before
+ * the first publication, RR_CAUSE_STALE when now - published_at exceeds
+ * stale_after_us, RR_CAUSE_NOT_PRIMARY when the publishing server was in
+ * recovery, else RR_CAUSE_NONE.  *age_us (may be NULL) gets now - published_at,
+ * RR_NO_DURATION before the first publication.  The same rule rr_pick_reader
+ * and rr_list_readers apply, so the replroute_nodes view (which shows stale
+ * data as state unknown) never disagrees with routing.  (Added by the shims.) */
+rr_unroutable_cause rr_table_freshness(const rr_table_header *header, rr_timestamp now,
+                                       int64_t stale_after_us, int64_t *age_us) RR_NOEXCEPT;
+
 /* Does entry qualify under request (ignoring staleness, judged per table)? */
 bool rr_entry_qualifies(const rr_node_entry *entry, const rr_pick_request *request) RR_NOEXCEPT;
 
