@@ -1,0 +1,61 @@
+# replroute -- PGXS build of the extension.
+#
+# The C shims (src/pg) and the C++ core (src/core) link into one module.  The
+# core's sources are whatever src/core/*.cpp holds: CMakeLists.txt globs the
+# same directory, so there is one list of sources, not two.
+#
+#   make && make install           build and install (install as root)
+#   make installcheck              pg_regress on temporary instances, then TAP
+#   make PG_CONFIG=/path/pg_config ...
+
+MODULE_big = replroute
+OBJS = \
+	$(patsubst %.c,%.o,$(wildcard src/pg/*.c)) \
+	$(patsubst %.cpp,%.o,$(wildcard src/core/*.cpp))
+PGFILEDESC = "replroute - route reads to healthy hot standbys"
+
+EXTENSION = replroute
+DATA = replroute--1.0.sql
+
+PG_CPPFLAGS += -I include
+PG_CFLAGS += -Werror
+PG_CXXFLAGS += -std=c++20 -Werror
+SHLIB_LINK += -lstdc++
+
+# pg_regress: a temporary instance with the library preloaded.  The port is
+# fixed below 32768 (pg_regress's default temporary port is in the ephemeral
+# range, where it can collide with outgoing connections).
+REGRESS = registry bad_input routing privileges worker
+REGRESS_OPTS = --temp-config=test/regress.conf \
+	--temp-instance=./tmp_check_regress --port=25432
+
+# The same SQL surface without shared_preload_libraries: CREATE EXTENSION must
+# work and every function must say how to preload.  Its own instance, because
+# the preload is fixed at postmaster start.
+REGRESS_NOPRELOAD = nopreload
+REGRESS_NOPRELOAD_OPTS = --temp-config=test/regress_nopreload.conf \
+	--temp-instance=./tmp_check_nopreload --port=25433
+
+TAP_TESTS = 1
+PROVE_TESTS = test/tap/*.pl
+
+EXTRA_CLEAN = tmp_check_regress tmp_check_nopreload
+
+PG_CONFIG ?= pg_config
+# Debian's PGXS would otherwise emit LLVM bitcode for JIT inlining with clang.
+with_llvm = no
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# pg_regress alone (no TAP), e.g. while test/tap is empty.
+.PHONY: installcheck-regress installcheck-nopreload
+installcheck-regress: submake $(REGRESS_PREP)
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+
+installcheck-nopreload: submake
+	$(pg_regress_installcheck) $(REGRESS_NOPRELOAD_OPTS) \
+		--dbname=contrib_regression $(REGRESS_NOPRELOAD)
+
+# PGXS's installcheck runs REGRESS then the TAP tests; the preload-less run
+# goes first.
+installcheck: installcheck-nopreload

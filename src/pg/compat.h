@@ -1,0 +1,47 @@
+/*
+ * compat.h -- every PostgreSQL version conditional of the shims lives here.
+ *
+ * PostgreSQL 15 is the target and the oldest supported release: it brought
+ * shmem_request_hook, MarkGUCPrefixReserved and InitMaterializedSRF, which the
+ * shims use without fallbacks.  Later releases renamed a few things; the
+ * wrappers below keep the shims free of #if.
+ */
+#ifndef REPLROUTE_PG_COMPAT_H
+#define REPLROUTE_PG_COMPAT_H
+
+#include "postgres.h"
+
+#include "access/xlog.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+
+#if PG_VERSION_NUM < 150000
+#error "replroute requires PostgreSQL 15 or later"
+#endif
+
+/* The identity of a backend that others may SetLatch(): a pgprocno until 16,
+ * a ProcNumber from 17 on (the field left PGPROC). */
+#if PG_VERSION_NUM >= 170000
+typedef ProcNumber rr_proc_number;
+#define RR_INVALID_PROC_NUMBER INVALID_PROC_NUMBER
+#define rr_my_proc_number() MyProcNumber
+#else
+typedef int rr_proc_number;
+#define RR_INVALID_PROC_NUMBER (-1)
+#define rr_my_proc_number() (MyProc->pgprocno)
+#endif
+
+static inline Latch *
+rr_proc_latch(rr_proc_number number)
+{
+	return &GetPGProcByNumber(number)->procLatch;
+}
+
+/* This server's flushed WAL end (15 added the timeline out-parameter). */
+static inline XLogRecPtr
+rr_flush_lsn(void)
+{
+	return GetFlushRecPtr(NULL);
+}
+
+#endif /* REPLROUTE_PG_COMPAT_H */
