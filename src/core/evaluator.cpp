@@ -1,0 +1,144 @@
+/*
+ * evaluator.cpp -- join, evaluate and publish one round; see evaluator.hpp.
+ */
+#include "evaluator.hpp"
+
+#include "errors.hpp"
+#include "health.hpp"
+#include "shared_table.hpp"
+#include "text.hpp"
+
+namespace replroute
+{
+
+Evaluator::NodeMemory &Evaluator::remember(bool registered, std::string_view name)
+{
+	/* A walsender that matches no node may carry a registered node's name as
+	 * its application_name; the prefix keeps their memories apart. */
+	key_.assign(registered ? "n:" : "u:");
+	key_.append(name);
+	NodeMemory &memory = memory_[key_];
+	memory.seen_in_round = round_;
+	return memory;
+}
+
+void Evaluator::apply_memory(NodeMemory &memory, rr_node_entry &entry, rr_timestamp now)
+{
+	if (memory.since == RR_NO_TIME || memory.state != entry.state)
+	{
+		memory.state = entry.state;
+		memory.since = now;
+	}
+	entry.state_since = memory.since;
+}
+
+void Evaluator::forget_unseen()
+{
+	std::erase_if(memory_,
+	              [this](const auto &item) { return item.second.seen_in_round != round_; });
+}
+
+std::span<const rr_node_entry> Evaluator::evaluate(const rr_round_input &input,
+                                                   const rr_thresholds &thresholds)
+{
+	++round_;
+	index_.build(input);
+	if (!input.in_recovery)
+		history_.record(input.now, input.primary_flush_lsn);
+
+	entries_.clear();
+	registered_apps_.clear();
+	n_registered_ = 0;
+
+	NodeObservation base;
+	base.in_recovery = input.in_recovery;
+	base.registry_available = input.registry_available;
+	base.primary_flush_lsn = input.in_recovery ? 0 : input.primary_flush_lsn;
+	base.now = input.now;
+
+	auto history_lag = [&](const rr_walsender_obs *ws) -> int64_t
+	{
+		if (ws == nullptr || ws->replay_lsn == 0 || history_.size() == 0)
+			return RR_NO_DURATION;
+		return history_.lag_us(ws->replay_lsn, input.now);
+	};
+
+	if (input.registry_available)
+	{
+		for (size_t i = 0; i < input.n_nodes; ++i)
+		{
+			const rr_node_config &node = input.nodes[i];
+			registered_apps_.insert(field_view(node.application_name));
+			NodeMemory &memory = remember(true, field_view(node.name));
+
+			NodeObservation obs = base;
+			obs.node = &node;
+			obs.walsender = index_.walsender_for(field_view(node.application_name));
+			obs.slot = index_.slot_for(obs.walsender, memory.slot_name, field_view(node.name));
+			obs.history_lag_us = history_lag(obs.walsender);
+			if (obs.slot != nullptr)
+				memory.slot_name.assign(field_view(obs.slot->slot_name));
+
+			rr_node_entry &entry = entries_.emplace_back(evaluate_node(obs, thresholds));
+			apply_memory(memory, entry, input.now);
+		}
+	}
+	n_registered_ = entries_.size();
+
+	for (size_t i = 0; i < input.n_walsenders; ++i)
+	{
+		const rr_walsender_obs &ws = input.walsenders[i];
+		if (registered_apps_.contains(field_view(ws.application_name)))
+			continue;
+		NodeObservation obs = base;
+		obs.walsender = &ws;
+		obs.slot = index_.slot_for(&ws, {}, {});
+		obs.history_lag_us = history_lag(&ws);
+		rr_node_entry &entry = entries_.emplace_back(evaluate_node(obs, thresholds));
+		apply_memory(remember(false, field_view(ws.application_name)), entry, input.now);
+	}
+
+	forget_unseen();
+	return entries_;
+}
+
+rr_status Evaluator::evaluate_and_publish(const rr_round_input &input,
+                                          const rr_thresholds &thresholds, rr_shared_table &table,
+                                          rr_error *error)
+{
+	if ((input.n_nodes > 0 && input.nodes == nullptr) ||
+	    (input.n_walsenders > 0 && input.walsenders == nullptr) ||
+	    (input.n_slots > 0 && input.slots == nullptr))
+		return fail(error, RR_ERR_NULL, "round input has a NULL array with a nonzero count");
+	if (input.now == RR_NO_TIME)
+		return fail(error, RR_ERR_INVALID, "round input has no observation time (now)");
+	if (!table_is_formatted(&table))
+		return fail(error, RR_ERR_NOT_READY, "the shared table was not initialised");
+
+	std::span<const rr_node_entry> entries = evaluate(input, thresholds);
+
+	rr_table_header header = table_last_header(table);
+	header.rounds += 1;
+	header.worker_pid = input.worker_pid;
+	header.in_recovery = input.in_recovery;
+	header.registry_available = input.registry_available;
+	header.round_started_at = input.started_at;
+	header.published_at = input.now;
+	header.round_duration_us =
+	    input.started_at == RR_NO_TIME ? RR_NO_DURATION : input.now - input.started_at;
+	header.primary_flush_lsn = input.primary_flush_lsn;
+	table_publish(table, header, entries);
+
+	if (entries.size() > table.capacity)
+	{
+		size_t dropped = entries.size() - table.capacity;
+		return fail(error, RR_ERR_CAPACITY,
+		            "%zu nodes and %zu unmatched walsenders do not fit in the shared table "
+		            "(capacity %u); %zu %s not published: raise replroute.max_nodes",
+		            n_registered_, entries.size() - n_registered_, table.capacity, dropped,
+		            dropped == 1 ? "entry was" : "entries were");
+	}
+	return RR_OK;
+}
+
+} // namespace replroute

@@ -1,0 +1,208 @@
+/*
+ * health.cpp -- evaluate_node(): one node, one round, one verdict.
+ * Precedence of the states is listed in health.hpp.
+ */
+#include "health.hpp"
+
+#include "names.hpp"
+#include "text.hpp"
+
+#include <cstdio>
+#include <limits>
+
+namespace replroute
+{
+
+int64_t lag_bytes_between(rr_lsn primary_flush_lsn, rr_lsn replay_lsn) noexcept
+{
+	if (primary_flush_lsn == 0 || replay_lsn == 0)
+		return RR_NO_DURATION;
+	if (replay_lsn >= primary_flush_lsn)
+		return 0;
+	rr_lsn behind = primary_flush_lsn - replay_lsn;
+	constexpr rr_lsn kMax = static_cast<rr_lsn>(std::numeric_limits<int64_t>::max());
+	return static_cast<int64_t>(behind > kMax ? kMax : behind);
+}
+
+int64_t idle_aware_lag(int64_t reported_us, rr_lsn position, rr_lsn sent_lsn) noexcept
+{
+	if (sent_lsn != 0 && position >= sent_lsn)
+		return 0;
+	return reported_us < 0 ? RR_NO_DURATION : reported_us;
+}
+
+int64_t effective_lag_us(rr_lsn primary_flush_lsn, rr_lsn replay_lsn, int64_t reported_replay_us,
+                         int64_t history_lag_us) noexcept
+{
+	if (primary_flush_lsn == 0 || replay_lsn == 0)
+		return RR_NO_DURATION;
+	if (replay_lsn >= primary_flush_lsn)
+		return 0;
+	int64_t lag = RR_NO_DURATION;
+	if (reported_replay_us >= 0)
+		lag = reported_replay_us;
+	if (history_lag_us >= 0 && history_lag_us > lag)
+		lag = history_lag_us;
+	return lag;
+}
+
+namespace
+{
+
+bool limited(int64_t limit)
+{
+	return limit >= 0;
+}
+
+void fill_identity(const NodeObservation &in, rr_node_entry &e)
+{
+	if (in.node != nullptr)
+	{
+		copy_field(e.name, in.node->name);
+		copy_field(e.host, in.node->host);
+		e.port = in.node->port;
+		e.weight = in.node->weight;
+		copy_field(e.application_name, in.node->application_name);
+		e.registered = true;
+		e.drained = in.node->drained;
+	}
+	else if (in.walsender != nullptr)
+	{
+		copy_field(e.name, in.walsender->application_name);
+		copy_field(e.application_name, in.walsender->application_name);
+		e.registered = false;
+	}
+}
+
+void fill_walsender(const rr_walsender_obs *ws, rr_node_entry &e)
+{
+	if (ws == nullptr)
+	{
+		e.walsender_state = RR_WS_NONE;
+		e.write_lag_us = e.flush_lag_us = e.replay_lag_us = RR_NO_DURATION;
+		e.reply_time = RR_NO_TIME;
+		return;
+	}
+	e.walsender_pid = ws->pid;
+	e.walsender_state = ws->state;
+	copy_field(e.client_addr, ws->client_addr);
+	copy_field(e.sync_state, ws->sync_state);
+	e.sent_lsn = ws->sent_lsn;
+	e.write_lsn = ws->write_lsn;
+	e.flush_lsn = ws->flush_lsn;
+	e.replay_lsn = ws->replay_lsn;
+	e.write_lag_us = idle_aware_lag(ws->write_lag_us, ws->write_lsn, ws->sent_lsn);
+	e.flush_lag_us = idle_aware_lag(ws->flush_lag_us, ws->flush_lsn, ws->sent_lsn);
+	e.replay_lag_us = idle_aware_lag(ws->replay_lag_us, ws->replay_lsn, ws->sent_lsn);
+	e.reply_time = ws->reply_time;
+}
+
+void fill_slot(const rr_slot_obs *slot, rr_node_entry &e)
+{
+	if (slot == nullptr)
+		return;
+	copy_field(e.slot_name, slot->slot_name);
+	e.slot_active = slot->active;
+	e.wal_status = slot->wal_status;
+}
+
+/* The state and reason; everything else is already filled in. */
+void judge(const NodeObservation &in, const rr_thresholds &limits, rr_node_entry &e)
+{
+	auto say = [&e](rr_node_state state, const char *format, auto... args)
+	{
+		e.state = state;
+		std::snprintf(e.reason, sizeof e.reason, format, args...);
+	};
+	const rr_walsender_obs *ws = in.walsender;
+
+	if (in.node == nullptr)
+	{
+		if (in.registry_available)
+			say(RR_STATE_UNREGISTERED, "no registered node has application_name '%s'", e.name);
+		else
+			say(RR_STATE_UNREGISTERED, "node registry not available; walsender not matched");
+		return;
+	}
+	if (in.in_recovery)
+		return say(RR_STATE_UNKNOWN, "this server is a standby; route from the primary");
+	if (e.drained)
+		return say(RR_STATE_DRAINED, "drained by an operator");
+	if (in.slot != nullptr && in.slot->wal_status == RR_WAL_LOST)
+		return say(RR_STATE_SLOT_LOST, "slot '%s' lost: WAL removed before the standby received it",
+		           e.slot_name);
+	if (ws == nullptr)
+		return say(RR_STATE_DISCONNECTED, "no walsender with application_name '%s'",
+		           e.application_name);
+	switch (ws->state)
+	{
+	case RR_WS_STREAMING:
+		break;
+	case RR_WS_STOPPING:
+		return say(RR_STATE_DISCONNECTED, "walsender stopping");
+	case RR_WS_STARTUP:
+	case RR_WS_CATCHUP:
+	case RR_WS_BACKUP:
+		return say(RR_STATE_CATCHUP, "walsender state %s", walsender_state_name(ws->state));
+	default:
+		return say(RR_STATE_UNKNOWN, "walsender state not reported");
+	}
+	if (e.lag_bytes < 0 || e.lag_us < 0)
+		return say(RR_STATE_UNKNOWN, e.replay_lsn == 0
+		                                 ? "streaming; the standby has not reported its replay "
+		                                   "position yet"
+		                                 : "streaming; the primary's WAL position is unknown");
+
+	bool over_bytes = limited(limits.max_lag_bytes) && e.lag_bytes > limits.max_lag_bytes;
+	bool over_time = limited(limits.max_replay_lag_us) && e.lag_us > limits.max_replay_lag_us;
+	if (over_bytes || over_time)
+	{
+		char bytes_part[128] = "", time_part[128] = "";
+		if (over_bytes)
+			std::snprintf(bytes_part, sizeof bytes_part, "%s behind > %s",
+			              format_bytes_against(e.lag_bytes, limits.max_lag_bytes).text,
+			              format_bytes(limits.max_lag_bytes).text);
+		if (over_time)
+			std::snprintf(time_part, sizeof time_part, "replay lag %s > %s",
+			              format_duration_against(e.lag_us, limits.max_replay_lag_us).text,
+			              format_duration(limits.max_replay_lag_us).text);
+		return say(RR_STATE_LAGGING, "%s%s%s", bytes_part, over_bytes && over_time ? "; " : "",
+		           time_part);
+	}
+
+	char time_part[96] = "";
+	if (e.lag_us > 0)
+		std::snprintf(time_part, sizeof time_part, ", replay lag %s",
+		              format_duration(e.lag_us).text);
+	char warning[RR_REASON_LEN] = "";
+	if (in.slot != nullptr && in.slot->wal_status == RR_WAL_UNRESERVED)
+		std::snprintf(warning, sizeof warning,
+		              "; warning: slot '%s' unreserved, WAL may be removed soon", e.slot_name);
+	say(RR_STATE_HEALTHY, "streaming, %s behind%s%s", format_bytes(e.lag_bytes).text, time_part,
+	    warning);
+}
+
+} // namespace
+
+rr_node_entry evaluate_node(const NodeObservation &in, const rr_thresholds &limits) noexcept
+{
+	rr_node_entry e{};
+	fill_identity(in, e);
+	fill_walsender(in.walsender, e);
+	fill_slot(in.slot, e);
+
+	const rr_walsender_obs *ws = in.walsender;
+	bool streaming = ws != nullptr && ws->state == RR_WS_STREAMING;
+	e.known_replay_lsn = streaming ? ws->replay_lsn : 0;
+	rr_lsn replay = ws != nullptr ? ws->replay_lsn : 0;
+	e.lag_bytes = lag_bytes_between(in.primary_flush_lsn, replay);
+	e.lag_us = effective_lag_us(in.primary_flush_lsn, replay, e.replay_lag_us, in.history_lag_us);
+
+	judge(in, limits, e);
+	e.routable = e.state == RR_STATE_HEALTHY && e.weight > 0;
+	e.state_since = in.now;
+	e.observed_at = in.now;
+	return e;
+}
+
+} // namespace replroute

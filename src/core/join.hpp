@@ -1,0 +1,50 @@
+/*
+ * join.hpp -- which walsender and which slot belong to a node.
+ *
+ *  - walsender: the one whose application_name is the node's; if several
+ *    share it (a standby reconnecting while its old walsender lingers), the
+ *    streaming one, then the one with the highest replay LSN, then the lowest
+ *    pid (only so that the choice is deterministic);
+ *  - slot: the physical slot whose active_pid is that walsender's pid; when
+ *    there is none (typically: the walsender is gone), the slot the node used
+ *    in an earlier round, else a slot named like the node -- in both cases
+ *    only if no other process holds it.  This is what lets a lost slot show
+ *    as slot_lost after its standby was thrown out.
+ *
+ * Built once per round; the pointers point into the round's input.
+ */
+#pragma once
+
+#ifdef POSTGRES_H
+#error "src/core headers are C++ internals of replroute; never include them next to postgres.h"
+#endif
+
+#include "replroute/replroute.h"
+
+#include <string_view>
+#include <unordered_map>
+
+namespace replroute
+{
+
+/* Is a preferred over b as the walsender of their application_name? */
+bool walsender_preferred(const rr_walsender_obs &a, const rr_walsender_obs &b) noexcept;
+
+class RoundIndex
+{
+public:
+	void build(const rr_round_input &input);
+
+	const rr_walsender_obs *walsender_for(std::string_view application_name) const;
+	const rr_slot_obs *slot_for(const rr_walsender_obs *walsender, std::string_view remembered,
+	                            std::string_view node_name) const;
+
+private:
+	const rr_slot_obs *free_slot_named(std::string_view name) const;
+
+	std::unordered_map<std::string_view, const rr_walsender_obs *> walsender_by_app_;
+	std::unordered_map<int32_t, const rr_slot_obs *> slot_by_pid_;
+	std::unordered_map<std::string_view, const rr_slot_obs *> slot_by_name_;
+};
+
+} // namespace replroute
