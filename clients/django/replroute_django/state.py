@@ -117,6 +117,7 @@ class read_your_writes(contextlib.ContextDecorator):
             state.note_lsn(parse_lsn(self.lsn), ttl)
         state.pinned = outer.pinned
         state.changed = False
+        self._start_lsn = state.lsn
         self._outer = outer
         self._cm = scoped_state(state)
         self._cm.__enter__()
@@ -125,10 +126,11 @@ class read_your_writes(contextlib.ContextDecorator):
     def __exit__(self, *exc):
         inner = current_state()
         self._cm.__exit__(*exc)
-        # What the scope wrote, the code after it must see too.
+        # What the scope wrote, the code after it must see too; the LSN it
+        # was handed is the business of the scope alone.
         if inner.pending:
             self._outer.pending = True
-        if inner.lsn is not None and inner.lsn != self._outer.lsn:
+        if inner.lsn is not None and (self._start_lsn is None or inner.lsn > self._start_lsn):
             from .conf import get_config
 
             self._outer.note_lsn(inner.lsn, get_config().ryw_ttl, captured_wall=inner.lsn_wall)

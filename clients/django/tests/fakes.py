@@ -1,0 +1,82 @@
+"""Stand-ins for the clock, the primary and the standbys' connections."""
+
+import contextlib
+import time
+
+from replroute_django import router as router_mod
+from replroute_django.lsn import format_lsn
+from replroute_django.readers import build_snapshot
+
+
+class Clock:
+    def __init__(self, start=1000.0):
+        self.now = start
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += seconds
+
+
+class FixedRandom:
+    """rng.random() returns the given values in turn, then repeats the last."""
+
+    def __init__(self, *values):
+        self.values = list(values) or [0.0]
+
+    def random(self):
+        return self.values.pop(0) if len(self.values) > 1 else self.values[0]
+
+
+class FakePrimary:
+    """What replroute_readers() would answer, and how often it was asked."""
+
+    def __init__(self, lsn=0x3000000):
+        self.lsn = lsn
+        self.readers = []  # (name, weight, replay_lsn int or None)
+        self.calls = 0
+        self.fail = None
+
+    def add(self, name, weight=100, replay=None):
+        self.readers.append((name, weight, replay))
+
+    def rows(self):
+        if not self.readers:
+            return [(format_lsn(self.lsn), None, None, None)]
+        return [(format_lsn(self.lsn), n, w, format_lsn(r)) for n, w, r in self.readers]
+
+
+@contextlib.contextmanager
+def fake_engine(primary, up=("replica1", "replica2"), rng=None):
+    """Swap the module's engine for one on fake time talking to `primary`.
+
+    `up` is the set of aliases whose connection check passes; tests mutate it.
+    """
+    clock = Clock()
+    wall = Clock(time.time())
+    eng = router_mod.Engine(clock=clock, wall=wall, rng=rng or FixedRandom(0.0))
+    up = set(up)
+
+    def fetch(config):
+        primary.calls += 1
+        if primary.fail is not None:
+            raise primary.fail
+        return build_snapshot(primary.rows(), config.nodes, clock, wall)
+
+    def usable(alias, config):
+        if alias in up:
+            return True
+        eng.down.mark(alias, config.down_ttl)
+        return False
+
+    eng.fetch = fetch
+    eng.usable = usable
+    eng.up = up
+    eng.tick = lambda s: (clock.advance(s), wall.advance(s))
+    saved = router_mod._engine
+    router_mod._engine = eng
+    try:
+        yield eng
+    finally:
+        router_mod._engine = saved
