@@ -2,8 +2,9 @@ from django.apps import AppConfig
 
 
 class ReplrouteDjangoConfig(AppConfig):
-    # Listing the app in INSTALLED_APPS is optional: the router installs its
-    # hooks on first use. Listing it validates REPLROUTE at startup instead.
+    # Optional, recommended: without it the write tracker hooks in when the
+    # router is first used, and a raw-cursor write made before that goes
+    # unseen. Listing it also validates REPLROUTE at startup.
     name = "replroute_django"
     verbose_name = "replroute"
 
