@@ -147,11 +147,16 @@ void judge(const NodeObservation &in, const rr_thresholds &limits, rr_node_entry
 	default:
 		return say(RR_STATE_UNKNOWN, "walsender state not reported");
 	}
-	if (e.lag_bytes < 0 || e.lag_us < 0)
-		return say(RR_STATE_UNKNOWN, e.replay_lsn == 0
-		                                 ? "streaming; the standby has not reported its replay "
-		                                   "position yet"
-		                                 : "streaming; the primary's WAL position is unknown");
+	if (e.replay_lsn == 0)
+		return say(RR_STATE_UNKNOWN,
+		           "streaming; the standby has not reported its replay position yet");
+	if (e.lag_bytes < 0)
+		return say(RR_STATE_UNKNOWN, "streaming; the primary's WAL position is unknown");
+	/* Without a time bound an unknown time lag decides nothing; with one, a
+	 * node that cannot be shown to be within it is not routed to. */
+	if (limited(limits.max_replay_lag_us) && e.lag_us < 0)
+		return say(RR_STATE_UNKNOWN, "streaming, %s behind; replay lag unknown",
+		           format_bytes(e.lag_bytes).text);
 
 	bool over_bytes = limited(limits.max_lag_bytes) && e.lag_bytes > limits.max_lag_bytes;
 	bool over_time = limited(limits.max_replay_lag_us) && e.lag_us > limits.max_replay_lag_us;

@@ -12,7 +12,8 @@
  *   no walsender                 -> disconnected
  *   walsender stopping           -> disconnected (it is going away)
  *   walsender startup/catchup/backup -> catchup
- *   replay position not reported -> unknown
+ *   replay position not reported, or time lag unknown under a time bound
+ *                                -> unknown
  *   past max_lag_bytes or max_replay_lag -> lagging
  *   otherwise                    -> healthy (slot unreserved: a warning only)
  */
