@@ -1,0 +1,400 @@
+/* Routing: table verdicts, per-call bounds, and each policy. */
+#include "routing.hpp"
+
+#include "support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace replroute;
+using namespace replroute::test;
+
+namespace
+{
+
+/* Three healthy standbys behind by 0, 100 and 200 bytes. */
+Round three_standbys()
+{
+	Round r;
+	r.flush = 10000;
+	r.nodes = {node("s1"), node("s2"), node("s3")};
+	r.walsenders = {walsender("s1", 1, 10000), walsender("s2", 2, 9900), walsender("s3", 3, 9800)};
+	for (rr_walsender_obs &ws : r.walsenders)
+		ws.sent_lsn = 10000;
+	return r;
+}
+
+RouteRecord record(const char *name, int32_t weight, int64_t lag_bytes = 0, int64_t lag_us = 0)
+{
+	RouteRecord r{};
+	set_text(r.name, name);
+	r.weight = weight;
+	r.routable = 1;
+	r.lag_bytes = lag_bytes;
+	r.lag_us = lag_us;
+	r.known_replay_lsn = 1;
+	return r;
+}
+
+} // namespace
+
+TEST(Qualifies, PerCallBounds)
+{
+	rr_node_entry e{};
+	e.routable = true;
+	e.lag_bytes = 1000;
+	e.lag_us = 2000;
+	e.known_replay_lsn = 5000;
+	rr_pick_request q = request(kT0);
+	EXPECT_TRUE(rr_entry_qualifies(&e, &q));
+
+	q.max_lag_bytes = 1000;
+	EXPECT_TRUE(rr_entry_qualifies(&e, &q)) << "the bound is inclusive";
+	q.max_lag_bytes = 999;
+	EXPECT_FALSE(rr_entry_qualifies(&e, &q));
+	q.max_lag_bytes = RR_NO_LIMIT;
+
+	q.max_lag_us = 2000;
+	EXPECT_TRUE(rr_entry_qualifies(&e, &q));
+	q.max_lag_us = 1999;
+	EXPECT_FALSE(rr_entry_qualifies(&e, &q));
+	q.max_lag_us = RR_NO_LIMIT;
+
+	q.min_lsn = 5000;
+	EXPECT_TRUE(rr_entry_qualifies(&e, &q)) << "at the LSN is enough";
+	q.min_lsn = 5001;
+	EXPECT_FALSE(rr_entry_qualifies(&e, &q));
+	q.min_lsn = 0;
+
+	e.routable = false;
+	EXPECT_FALSE(rr_entry_qualifies(&e, &q));
+	EXPECT_FALSE(rr_entry_qualifies(nullptr, &q));
+	EXPECT_FALSE(rr_entry_qualifies(&e, nullptr));
+}
+
+TEST(Qualifies, UnknownValuesFailAnyBoundThatIsSet)
+{
+	rr_node_entry e{};
+	e.routable = true;
+	e.lag_bytes = RR_NO_DURATION;
+	e.lag_us = RR_NO_DURATION;
+	e.known_replay_lsn = 0;
+	rr_pick_request q = request(kT0);
+	EXPECT_TRUE(rr_entry_qualifies(&e, &q));
+	q.max_lag_bytes = INT64_MAX;
+	EXPECT_FALSE(rr_entry_qualifies(&e, &q));
+	q = request(kT0);
+	q.max_lag_us = INT64_MAX;
+	EXPECT_FALSE(rr_entry_qualifies(&e, &q));
+	q = request(kT0);
+	q.min_lsn = 1;
+	EXPECT_FALSE(rr_entry_qualifies(&e, &q)) << "an unknown replay position proves nothing";
+}
+
+TEST(JudgeTable, FreshnessBoundaryAndCauses)
+{
+	rr_table_header h{};
+	h.published_at = RR_NO_TIME;
+	rr_pick_request q = request(kT0);
+	int64_t age = 0;
+	EXPECT_EQ(judge_table(h, q, age), RR_CAUSE_NO_DATA);
+	EXPECT_EQ(age, RR_NO_DURATION);
+
+	h.published_at = kT0 - q.stale_after_us;
+	EXPECT_EQ(judge_table(h, q, age), RR_CAUSE_NONE) << "exactly stale_after old is still fresh";
+	EXPECT_EQ(age, q.stale_after_us);
+	h.published_at = kT0 - q.stale_after_us - 1;
+	EXPECT_EQ(judge_table(h, q, age), RR_CAUSE_STALE);
+
+	h.published_at = kT0 + 30; /* the backend read its clock just before the publication */
+	EXPECT_EQ(judge_table(h, q, age), RR_CAUSE_NONE);
+	EXPECT_EQ(age, 0);
+
+	h.published_at = kT0;
+	h.in_recovery = true;
+	EXPECT_EQ(judge_table(h, q, age), RR_CAUSE_NOT_PRIMARY);
+	h.published_at = INT64_MIN + 1; /* absurd clocks must not overflow */
+	q.now = INT64_MAX;
+	EXPECT_EQ(judge_table(h, q, age), RR_CAUSE_STALE);
+	EXPECT_EQ(age, INT64_MAX);
+}
+
+TEST(Pick, NothingPublishedIsNoData)
+{
+	World w;
+	rr_pick_result p = w.pick(request(kT0));
+	EXPECT_FALSE(p.found);
+	EXPECT_EQ(p.cause, RR_CAUSE_NO_DATA);
+	EXPECT_EQ(p.data_age_us, RR_NO_DURATION);
+	EXPECT_STREQ(p.name, "");
+}
+
+TEST(Pick, StaleDataRoutesNothing)
+{
+	World w;
+	Round r = three_standbys();
+	ASSERT_EQ(w.publish(r), RR_OK);
+	rr_pick_request q = request(r.now + 5 * kSecond);
+	EXPECT_TRUE(w.pick(q).found);
+	q.now += 1;
+	rr_pick_result p = w.pick(q);
+	EXPECT_FALSE(p.found);
+	EXPECT_EQ(p.cause, RR_CAUSE_STALE);
+	EXPECT_EQ(p.data_age_us, 5 * kSecond + 1);
+}
+
+TEST(Pick, ResetTableIsNoDataAgain)
+{
+	World w;
+	Round r = three_standbys();
+	ASSERT_EQ(w.publish(r), RR_OK);
+	rr_table_reset(w.table());
+	Snapshot s = w.snap();
+	EXPECT_EQ(s.header.published_at, RR_NO_TIME);
+	EXPECT_EQ(s.header.n_entries, 0u);
+	EXPECT_EQ(s.header.rounds, 1u) << "rounds count since the table was created";
+	EXPECT_EQ(w.pick(request(r.now)).cause, RR_CAUSE_NO_DATA);
+}
+
+TEST(Pick, NoCandidate)
+{
+	World w;
+	Round r = three_standbys();
+	for (rr_node_config &n : r.nodes)
+		n.drained = true;
+	ASSERT_EQ(w.publish(r), RR_OK);
+	rr_pick_result p = w.pick(request(r.now + 7));
+	EXPECT_FALSE(p.found);
+	EXPECT_EQ(p.cause, RR_CAUSE_NO_CANDIDATE);
+	EXPECT_EQ(p.data_age_us, 7);
+}
+
+TEST(Pick, PerCallLagBoundNarrowsTheChoice)
+{
+	World w;
+	ASSERT_EQ(w.publish(three_standbys()), RR_OK);
+	rr_pick_request q = request(kT0, RR_POLICY_ROUND_ROBIN);
+	q.max_lag_bytes = 100;
+	std::map<std::string, int> seen;
+	for (int i = 0; i < 10; ++i)
+		++seen[w.pick(q).name];
+	EXPECT_EQ(seen.size(), 2u);
+	EXPECT_EQ(seen.count("s3"), 0u);
+}
+
+TEST(Pick, MinLsnIsReadYourWrites)
+{
+	World w;
+	ASSERT_EQ(w.publish(three_standbys()), RR_OK);
+	rr_pick_request q = request(kT0, RR_POLICY_ROUND_ROBIN);
+	q.min_lsn = 9900;
+	for (int i = 0; i < 10; ++i)
+	{
+		std::string name = w.pick(q).name;
+		EXPECT_TRUE(name == "s1" || name == "s2") << name;
+	}
+	q.min_lsn = 10000;
+	for (int i = 0; i < 5; ++i)
+		EXPECT_STREQ(w.pick(q).name, "s1");
+	q.min_lsn = 10001;
+	EXPECT_EQ(w.pick(q).cause, RR_CAUSE_NO_CANDIDATE);
+}
+
+TEST(Pick, RoundRobinVisitsEachInTurn)
+{
+	World w;
+	ASSERT_EQ(w.publish(three_standbys()), RR_OK);
+	rr_pick_request q = request(kT0, RR_POLICY_ROUND_ROBIN);
+	std::string first = w.pick(q).name;
+	std::vector<std::string> order = {"s1", "s2", "s3"};
+	size_t start = std::find(order.begin(), order.end(), first) - order.begin();
+	ASSERT_LT(start, order.size());
+	for (int i = 1; i < 12; ++i)
+		EXPECT_EQ(std::string(w.pick(q).name), order[(start + i) % 3]) << i;
+}
+
+TEST(Pick, LeastLagPicksTheFreshest)
+{
+	World w;
+	Round r = three_standbys();
+	ASSERT_EQ(w.publish(r), RR_OK);
+	EXPECT_STREQ(w.pick(request(kT0, RR_POLICY_LEAST_LAG)).name, "s1");
+	r.nodes[0].drained = true;
+	ASSERT_EQ(w.publish(r), RR_OK);
+	EXPECT_STREQ(w.pick(request(kT0, RR_POLICY_LEAST_LAG)).name, "s2");
+}
+
+TEST(Choose, LeastLagOrdersByBytesThenTimeThenName)
+{
+	std::vector<RouteRecord> c = {record("b", 1, 10, 5), record("a", 1, 10, 5),
+	                              record("c", 1, 10, 4), record("d", 1, 11, 0)};
+	EXPECT_EQ(choose(c, RR_POLICY_LEAST_LAG, 0, 0), 2u);
+	c[2].lag_us = 5;
+	EXPECT_EQ(choose(c, RR_POLICY_LEAST_LAG, 0, 0), 1u);
+	c[3].lag_bytes = 9;
+	EXPECT_EQ(choose(c, RR_POLICY_LEAST_LAG, 0, 0), 3u);
+	c[3].lag_bytes = RR_NO_DURATION;
+	EXPECT_EQ(choose(c, RR_POLICY_LEAST_LAG, 0, 0), 1u) << "unknown lag sorts last";
+}
+
+TEST(Choose, EmptyOrUnknownPolicyChoosesNothing)
+{
+	EXPECT_FALSE(choose({}, RR_POLICY_WEIGHTED, 0, 0).has_value());
+	std::vector<RouteRecord> c = {record("a", 1)};
+	EXPECT_FALSE(choose(c, static_cast<rr_policy>(42), 0, 0).has_value());
+}
+
+TEST(Choose, WeightedIsDeterministicGivenRandom)
+{
+	std::vector<RouteRecord> c = {record("a", 1), record("b", 0), record("c", 3)};
+	EXPECT_EQ(choose(c, RR_POLICY_WEIGHTED, 0, 0), 0u);
+	/* random / 2^64 * 4 < 1 picks a; >= 1 picks c; b (weight 0) never. */
+	EXPECT_EQ(choose(c, RR_POLICY_WEIGHTED, (1ULL << 62) - 1, 0), 0u);
+	EXPECT_EQ(choose(c, RR_POLICY_WEIGHTED, 1ULL << 62, 0), 2u);
+	EXPECT_EQ(choose(c, RR_POLICY_WEIGHTED, UINT64_MAX, 0), 2u);
+	for (uint64_t r = 0; r < 64; ++r)
+		EXPECT_NE(choose(c, RR_POLICY_WEIGHTED, r << 58, 0), 1u);
+	std::vector<RouteRecord> zero = {record("z", 0)};
+	EXPECT_FALSE(choose(zero, RR_POLICY_WEIGHTED, 0, 0).has_value());
+}
+
+TEST(Pick, WeightedDistributionFollowsTheWeights)
+{
+	World w;
+	Round r;
+	r.nodes = {node("w1", 1), node("w2", 2), node("w7", 7), node("w0", 0)};
+	r.walsenders = {walsender("w1", 1, 1000), walsender("w2", 2, 1000), walsender("w7", 3, 1000),
+	                walsender("w0", 4, 1000)};
+	ASSERT_EQ(w.publish(r), RR_OK);
+
+	std::mt19937_64 rng(20240611);
+	rr_pick_request q = request(r.now, RR_POLICY_WEIGHTED);
+	std::map<std::string, double> counts;
+	constexpr int kDraws = 100000;
+	for (int i = 0; i < kDraws; ++i)
+	{
+		q.random = rng();
+		rr_pick_result p = w.pick(q);
+		ASSERT_TRUE(p.found);
+		counts[p.name] += 1;
+	}
+	EXPECT_EQ(counts.count("w0"), 0u) << "weight 0 is never picked";
+	const std::map<std::string, double> expected = {
+	    {"w1", kDraws * 0.1}, {"w2", kDraws * 0.2}, {"w7", kDraws * 0.7}};
+	double chi_square = 0;
+	for (const auto &[name, e] : expected)
+		chi_square += (counts[name] - e) * (counts[name] - e) / e;
+	/* 2 degrees of freedom: P(chi^2 > 13.82) = 0.001.  The seed is fixed, so
+	 * this is deterministic; the bound says the generator is not skewed. */
+	EXPECT_LT(chi_square, 13.82) << counts["w1"] << " " << counts["w2"] << " " << counts["w7"];
+}
+
+TEST(Pick, RejectsUnknownPolicyAndNulls)
+{
+	World w;
+	ASSERT_EQ(w.publish(three_standbys()), RR_OK);
+	rr_pick_request q = request(kT0, static_cast<rr_policy>(9));
+	rr_pick_result p{};
+	rr_error error{};
+	EXPECT_EQ(rr_pick_reader(w.table(), &q, &p, &error), RR_ERR_INVALID);
+	EXPECT_NE(std::string(error.message).find("policy"), std::string::npos);
+	q.policy = RR_POLICY_WEIGHTED;
+	EXPECT_EQ(rr_pick_reader(nullptr, &q, &p, &error), RR_ERR_NULL);
+	EXPECT_EQ(rr_pick_reader(w.table(), nullptr, &p, &error), RR_ERR_NULL);
+	EXPECT_EQ(rr_pick_reader(w.table(), &q, nullptr, &error), RR_ERR_NULL);
+}
+
+TEST(Pick, ManyCandidatesBeyondTheInlineBuffer)
+{
+	World w(64);
+	Round r;
+	for (int i = 0; i < 40; ++i)
+	{
+		std::string name = "n" + std::to_string(i);
+		r.nodes.push_back(node(name));
+		r.walsenders.push_back(walsender(name, 100 + i, 1000));
+	}
+	ASSERT_EQ(w.publish(r), RR_OK);
+	rr_pick_request q = request(r.now, RR_POLICY_ROUND_ROBIN);
+	std::map<std::string, int> seen;
+	for (int i = 0; i < 80; ++i)
+		++seen[w.pick(q).name];
+	EXPECT_EQ(seen.size(), 40u);
+	for (const auto &[name, n] : seen)
+		EXPECT_EQ(n, 2) << name;
+}
+
+TEST(ListReaders, QualifyingEntriesInTableOrder)
+{
+	World w;
+	Round r = three_standbys();
+	r.nodes[1].drained = true;
+	r.walsenders.push_back(walsender("stranger", 9, 10000));
+	ASSERT_EQ(w.publish(r), RR_OK);
+	std::vector<rr_node_entry> out(16);
+	uint32_t n = 99;
+	rr_unroutable_cause cause = RR_CAUSE_NO_DATA;
+	rr_pick_request q = request(r.now);
+	rr_error error{};
+	ASSERT_EQ(rr_list_readers(w.table(), &q, out.data(), 16, &n, &cause, &error), RR_OK);
+	EXPECT_EQ(cause, RR_CAUSE_NONE);
+	ASSERT_EQ(n, 2u);
+	EXPECT_STREQ(out[0].name, "s1");
+	EXPECT_STREQ(out[1].name, "s3");
+	EXPECT_STREQ(out[1].host, "s3.example");
+	EXPECT_EQ(out[1].lag_bytes, 200);
+
+	q.max_lag_bytes = 0;
+	ASSERT_EQ(rr_list_readers(w.table(), &q, out.data(), 16, &n, &cause, &error), RR_OK);
+	EXPECT_EQ(n, 1u);
+
+	q.min_lsn = 10001;
+	ASSERT_EQ(rr_list_readers(w.table(), &q, out.data(), 16, &n, &cause, &error), RR_OK);
+	EXPECT_EQ(n, 0u);
+	EXPECT_EQ(cause, RR_CAUSE_NO_CANDIDATE);
+}
+
+TEST(ListReaders, TableLevelCauses)
+{
+	World w;
+	std::vector<rr_node_entry> out(4);
+	uint32_t n = 0;
+	rr_unroutable_cause cause = RR_CAUSE_NONE;
+	rr_pick_request q = request(kT0);
+	rr_error error{};
+	ASSERT_EQ(rr_list_readers(w.table(), &q, out.data(), 4, &n, &cause, &error), RR_OK);
+	EXPECT_EQ(cause, RR_CAUSE_NO_DATA);
+
+	Round r = three_standbys();
+	ASSERT_EQ(w.publish(r), RR_OK);
+	q.now = r.now + q.stale_after_us + 1;
+	ASSERT_EQ(rr_list_readers(w.table(), &q, out.data(), 4, &n, &cause, &error), RR_OK);
+	EXPECT_EQ(cause, RR_CAUSE_STALE);
+	EXPECT_EQ(n, 0u);
+
+	r.in_recovery = true;
+	ASSERT_EQ(w.publish(r), RR_OK);
+	q.now = r.now;
+	ASSERT_EQ(rr_list_readers(w.table(), &q, out.data(), 4, &n, &cause, &error), RR_OK);
+	EXPECT_EQ(cause, RR_CAUSE_NOT_PRIMARY);
+}
+
+TEST(ListReaders, TooSmallABufferSaysSo)
+{
+	World w;
+	ASSERT_EQ(w.publish(three_standbys()), RR_OK);
+	std::vector<rr_node_entry> out(2);
+	uint32_t n = 0;
+	rr_unroutable_cause cause;
+	rr_pick_request q = request(kT0);
+	rr_error error{};
+	EXPECT_EQ(rr_list_readers(w.table(), &q, out.data(), 2, &n, &cause, &error), RR_ERR_CAPACITY);
+	EXPECT_EQ(n, 2u);
+	EXPECT_EQ(rr_list_readers(w.table(), &q, nullptr, 2, &n, &cause, &error), RR_ERR_NULL);
+	EXPECT_EQ(rr_list_readers(w.table(), &q, out.data(), 2, nullptr, &cause, &error), RR_ERR_NULL);
+}
