@@ -42,8 +42,10 @@ PROVE_TESTS = test/tap/*.pl
 EXTRA_CLEAN = tmp_check_regress tmp_check_nopreload
 
 PG_CONFIG ?= pg_config
-# Debian's PGXS would otherwise emit LLVM bitcode for JIT inlining with clang.
-with_llvm = no
+# Debian's PGXS would otherwise emit LLVM bitcode for JIT inlining with clang
+# (which cannot compile the C++20 core with PGXS's flags).  "override",
+# because Makefile.global assigns with_llvm = yes after this line.
+override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
