@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 namespace replroute
 {
@@ -124,10 +125,15 @@ std::optional<size_t> choose(std::span<const RouteRecord> candidates, rr_policy 
 namespace
 {
 
-bool policy_known(rr_policy policy)
+/* The request comes from C, where any int fits in the enum; in C++ loading
+ * an out-of-range enumerator is undefined, so look at the raw integer before
+ * trusting the field. */
+bool policy_known(const rr_pick_request &request)
 {
-	return policy == RR_POLICY_WEIGHTED || policy == RR_POLICY_ROUND_ROBIN ||
-	       policy == RR_POLICY_LEAST_LAG;
+	std::underlying_type_t<rr_policy> raw;
+	static_assert(sizeof raw == sizeof request.policy);
+	std::memcpy(&raw, &request.policy, sizeof raw);
+	return raw == RR_POLICY_WEIGHTED || raw == RR_POLICY_ROUND_ROBIN || raw == RR_POLICY_LEAST_LAG;
 }
 
 uint32_t entries_in(const rr_table_header &header, const rr_shared_table &table)
@@ -146,9 +152,14 @@ rr_status pick_reader(rr_shared_table &table, const rr_pick_request &request,
 	result.cause = RR_CAUSE_NO_DATA;
 	result.name[0] = '\0';
 	result.data_age_us = RR_NO_DURATION;
-	if (!policy_known(request.policy))
-		return fail(error, RR_ERR_INVALID, "unknown routing policy %d",
-		            static_cast<int>(request.policy));
+	if (!policy_known(request))
+	{
+		int raw;
+		std::memcpy(&raw, &request.policy, sizeof raw);
+		return fail(error, RR_ERR_INVALID,
+		            "unknown routing policy %d: allowed are weighted, round_robin and least_lag",
+		            raw);
+	}
 	if (!table_is_formatted(&table))
 		return fail(error, RR_ERR_NOT_READY, "the shared table was not initialised");
 

@@ -42,7 +42,7 @@ private:
 inline void set_text(char *dst, size_t size, const std::string &text)
 {
 	std::memset(dst, 0, size);
-	std::strncpy(dst, text.c_str(), size - 1);
+	std::memcpy(dst, text.data(), text.size() < size - 1 ? text.size() : size - 1);
 }
 
 template <size_t N>
