@@ -25,7 +25,7 @@ CREATE TABLE @extschema@.replroute_node (
 	host text NOT NULL
 		CONSTRAINT replroute_node_host_check
 		CHECK (octet_length(host) BETWEEN 1 AND 255
-			   AND host !~ '[[:space:][:cntrl:]''"=\\]'),
+			   AND host !~ '[[:space:][:cntrl:]''"=,\\]'),
 	port integer NOT NULL
 		CONSTRAINT replroute_node_port_check CHECK (port BETWEEN 1 AND 65535),
 	weight integer NOT NULL

@@ -1,0 +1,25 @@
+--
+-- Without shared_preload_libraries: CREATE EXTENSION works, every function
+-- says how to preload, and the registry table can still be written (a
+-- pg_restore into such a server must work).
+--
+CREATE EXTENSION replroute;
+SELECT replroute_pick_reader();
+SELECT * FROM replroute_readers();
+SELECT * FROM replroute_nodes;
+SELECT * FROM replroute_worker_status();
+SELECT replroute_refresh();
+SELECT replroute_add_node('s1', 'h');
+SELECT replroute_remove_node('s1');
+SELECT replroute_set_weight('s1', 1);
+SELECT replroute_drain('s1');
+SELECT replroute_undrain('s1');
+INSERT INTO replroute_node (name, host, port, weight, application_name)
+VALUES ('s1', 'h', 5432, 1, 's1');
+SELECT name, host FROM replroute_node;
+SELECT count(*) FROM pg_settings WHERE name LIKE 'replroute.%';
+-- dropped and created again: the role survives and is reused
+DROP EXTENSION replroute;
+SELECT rolname FROM pg_roles WHERE rolname = 'replroute_admin';
+CREATE EXTENSION replroute;
+DROP EXTENSION replroute;
