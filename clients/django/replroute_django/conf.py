@@ -19,6 +19,7 @@ DEFAULTS = {
     "MAX_LAG": None,
     "SCHEMA": None,
     "RYW_TTL": 30.0,
+    "RYW_RECHECK": 0.05,
     "RYW_STORAGE": "cookie",
     "RYW_COOKIE_NAME": "replroute_lsn",
     "RYW_SESSION_KEY": "_replroute_lsn",
@@ -60,6 +61,8 @@ class Config:
         # Quoted so a schema name can never change the statement.
         self.qualifier = "" if not schema else '"%s".' % schema.replace('"', '""')
         self.ryw_ttl = _seconds(values["RYW_TTL"], "RYW_TTL")
+        recheck = values["RYW_RECHECK"]
+        self.ryw_recheck = None if recheck is None else _seconds(recheck, "RYW_RECHECK")
         if values["RYW_STORAGE"] not in ("cookie", "session", None):
             raise ImproperlyConfigured("REPLROUTE['RYW_STORAGE'] is 'cookie', 'session' or None")
         self.ryw_storage = values["RYW_STORAGE"]

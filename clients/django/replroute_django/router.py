@@ -6,8 +6,8 @@ Decision for one read, in order (first match wins):
   2. a committed write not yet located (State.pending): one query to the
      primary returns its WAL position and a fresh readers list together
   3. otherwise the cached readers list, refreshed when older than CACHE_TTL
-  4. keep readers whose replay_lsn >= the required LSN; if none and the list
-     predates that LSN, refresh once (a standby may have caught up since)
+  4. keep readers whose replay_lsn >= the required LSN; if none, refresh
+     when the list predates that LSN or is older than RYW_RECHECK
   5. prefer the alias of a related instance, then this request's earlier
      choice (monotonic reads within a request), else weighted random
   6. check the chosen connection (a closed socket, a refused connect) and
@@ -113,8 +113,18 @@ class Engine:
             return None, snapshot
         min_lsn = state.required_lsn(self.wall())
         found = eligible(snapshot.readers, min_lsn, self.down)
-        if not found and min_lsn is not None and snapshot.fetched_wall < state.lsn_wall:
-            snapshot = self.cache.refresh(self._fetcher(config))
+        if not found and min_lsn is not None:
+            # The list may be older than the position: a standby may have
+            # caught up since. A list that predates the position is always
+            # fetched again; a later one only when RYW_RECHECK old, and
+            # through get(), so threads waiting on the same position share
+            # one round trip instead of queueing for one each.
+            if snapshot.fetched_wall < state.lsn_wall:
+                snapshot = self.cache.refresh(self._fetcher(config))
+            elif config.ryw_recheck is not None:
+                snapshot = self.cache.get(self._fetcher(config), config.ryw_recheck)
+            else:
+                return found, snapshot
             self._note_failure(snapshot)
             if not snapshot.ok:
                 return None, snapshot

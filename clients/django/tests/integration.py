@@ -293,12 +293,17 @@ def test_write_then_read(cl, Item, cycles):
         client = Client()
         http_stale = 0
         http_cycles = max(50, cycles // 10)
+        http_by = collections.Counter()
         for i in range(http_cycles):
             response = client.post("/items/new", {"name": "http-%d" % i, "count": "1"}, follow=True)
             if response.status_code != 200 or response.json().get("name") != "http-%d" % i:
                 http_stale += 1
+            else:
+                http_by[response.json().get("db")] += 1
+        info("GET after redirect served by alias: %s" % dict(http_by))
         check("%d POST/redirect/GET cycles: zero stale reads" % http_cycles, http_stale == 0,
               "%d stale" % http_stale)
+        check("no GET after redirect landed on the paused standby", http_by["replica2"] == 0, str(dict(http_by)))
     finally:
         cl.sql("standby2", "SELECT pg_wal_replay_resume()")
         cl.restore_gucs()

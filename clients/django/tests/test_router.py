@@ -320,6 +320,37 @@ class ReadYourWritesRoutingTests(unittest.TestCase):
                 self.assertEqual(self.read(), "default")
             self.assertEqual(self.primary.calls, 1)
 
+    def test_recheck_finds_a_standby_that_caught_up(self):
+        self.primary.lsn = parse_lsn("0/3000")
+        with fake_engine(self.primary, rng=FixedRandom(0.9)) as eng, fresh():
+            remember_write()
+            self.assertEqual(self.read(), "default")
+            self.assertEqual(self.primary.calls, 1)
+            self.primary.readers[1] = ("standby2", 100, parse_lsn("0/3000"))
+            eng.tick(0.049)
+            self.assertEqual(self.read(), "default", "no recheck before RYW_RECHECK")
+            self.assertEqual(self.primary.calls, 1)
+            eng.tick(0.002)
+            self.assertEqual(self.read(), "replica2")
+            self.assertEqual(self.primary.calls, 2)
+            # Once found, no more rechecks until CACHE_TTL.
+            eng.tick(0.5)
+            self.assertEqual(self.read(), "replica2")
+            self.assertEqual(self.primary.calls, 2)
+
+    def test_recheck_off(self):
+        self.primary.lsn = parse_lsn("0/3000")
+        with override_settings(REPLROUTE={"NODES": NODES, "RYW_RECHECK": None}):
+            with fake_engine(self.primary) as eng, fresh():
+                remember_write()
+                self.assertEqual(self.read(), "default")
+                self.primary.readers[1] = ("standby2", 100, parse_lsn("0/3000"))
+                eng.tick(0.5)
+                self.assertEqual(self.read(), "default")
+                self.assertEqual(self.primary.calls, 1)
+                eng.tick(0.5)
+                self.assertEqual(self.read(), "replica2")
+
     def test_min_lsn_expires(self):
         with override_settings(REPLROUTE={"NODES": NODES, "RYW_TTL": 2}):
             with fake_engine(self.primary, rng=FixedRandom(0.9)) as eng, fresh() as state:

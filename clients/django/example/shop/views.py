@@ -35,7 +35,8 @@ def item_detail(request, pk):
         item = Item.objects.get(pk=pk)
     except Item.DoesNotExist:
         raise Http404("no item %d" % pk)
-    return JsonResponse(item.as_dict())
+    # _state.db: the alias the router chose, to see read-your-writes at work.
+    return JsonResponse(dict(item.as_dict(), db=item._state.db))
 
 
 @csrf_exempt
