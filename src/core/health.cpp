@@ -7,6 +7,7 @@
 #include "names.hpp"
 #include "text.hpp"
 
+#include <cstdarg>
 #include <cstdio>
 #include <limits>
 
@@ -106,57 +107,68 @@ void fill_slot(const rr_slot_obs *slot, rr_node_entry &e)
 	e.wal_status = slot->wal_status;
 }
 
+void set_verdict(rr_node_entry &e, rr_node_state state, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+
+void set_verdict(rr_node_entry &e, rr_node_state state, const char *format, ...)
+{
+	e.state = state;
+	va_list args;
+	va_start(args, format);
+	std::vsnprintf(e.reason, sizeof e.reason, format, args);
+	va_end(args);
+}
+
 /* The state and reason; everything else is already filled in. */
 void judge(const NodeObservation &in, const rr_thresholds &limits, rr_node_entry &e)
 {
-	auto say = [&e](rr_node_state state, const char *format, auto... args)
-	{
-		e.state = state;
-		std::snprintf(e.reason, sizeof e.reason, format, args...);
-	};
 	const rr_walsender_obs *ws = in.walsender;
 
 	if (in.node == nullptr)
 	{
 		if (in.registry_available)
-			say(RR_STATE_UNREGISTERED, "no registered node has application_name '%s'", e.name);
+			set_verdict(e, RR_STATE_UNREGISTERED, "no registered node has application_name '%s'",
+			            e.name);
 		else
-			say(RR_STATE_UNREGISTERED, "node registry not available; walsender not matched");
+			set_verdict(e, RR_STATE_UNREGISTERED,
+			            "node registry not available; walsender not matched");
 		return;
 	}
 	if (in.in_recovery)
-		return say(RR_STATE_UNKNOWN, "this server is a standby; route from the primary");
+		return set_verdict(e, RR_STATE_UNKNOWN, "this server is a standby; route from the primary");
 	if (e.drained)
-		return say(RR_STATE_DRAINED, "drained by an operator");
+		return set_verdict(e, RR_STATE_DRAINED, "drained by an operator");
 	if (in.slot != nullptr && in.slot->wal_status == RR_WAL_LOST)
-		return say(RR_STATE_SLOT_LOST, "slot '%s' lost: WAL removed before the standby received it",
-		           e.slot_name);
+		return set_verdict(e, RR_STATE_SLOT_LOST,
+		                   "slot '%s' lost: WAL removed before the standby received it",
+		                   e.slot_name);
 	if (ws == nullptr)
-		return say(RR_STATE_DISCONNECTED, "no walsender with application_name '%s'",
-		           e.application_name);
+		return set_verdict(e, RR_STATE_DISCONNECTED, "no walsender with application_name '%s'",
+		                   e.application_name);
 	switch (ws->state)
 	{
 	case RR_WS_STREAMING:
 		break;
 	case RR_WS_STOPPING:
-		return say(RR_STATE_DISCONNECTED, "walsender stopping");
+		return set_verdict(e, RR_STATE_DISCONNECTED, "walsender stopping");
 	case RR_WS_STARTUP:
 	case RR_WS_CATCHUP:
 	case RR_WS_BACKUP:
-		return say(RR_STATE_CATCHUP, "walsender state %s", walsender_state_name(ws->state));
+		return set_verdict(e, RR_STATE_CATCHUP, "walsender state %s",
+		                   walsender_state_name(ws->state));
 	default:
-		return say(RR_STATE_UNKNOWN, "walsender state not reported");
+		return set_verdict(e, RR_STATE_UNKNOWN, "walsender state not reported");
 	}
 	if (e.replay_lsn == 0)
-		return say(RR_STATE_UNKNOWN,
-		           "streaming; the standby has not reported its replay position yet");
+		return set_verdict(e, RR_STATE_UNKNOWN,
+		                   "streaming; the standby has not reported its replay position yet");
 	if (e.lag_bytes < 0)
-		return say(RR_STATE_UNKNOWN, "streaming; the primary's WAL position is unknown");
+		return set_verdict(e, RR_STATE_UNKNOWN, "streaming; the primary's WAL position is unknown");
 	/* Without a time bound an unknown time lag decides nothing; with one, a
 	 * node that cannot be shown to be within it is not routed to. */
 	if (limited(limits.max_replay_lag_us) && e.lag_us < 0)
-		return say(RR_STATE_UNKNOWN, "streaming, %s behind; replay lag unknown",
-		           format_bytes(e.lag_bytes).text);
+		return set_verdict(e, RR_STATE_UNKNOWN, "streaming, %s behind; replay lag unknown",
+		                   format_bytes(e.lag_bytes).text);
 
 	bool over_bytes = limited(limits.max_lag_bytes) && e.lag_bytes > limits.max_lag_bytes;
 	bool over_time = limited(limits.max_replay_lag_us) && e.lag_us > limits.max_replay_lag_us;
@@ -171,8 +183,8 @@ void judge(const NodeObservation &in, const rr_thresholds &limits, rr_node_entry
 			std::snprintf(time_part, sizeof time_part, "replay lag %s > %s",
 			              format_duration_against(e.lag_us, limits.max_replay_lag_us).text,
 			              format_duration(limits.max_replay_lag_us).text);
-		return say(RR_STATE_LAGGING, "%s%s%s", bytes_part, over_bytes && over_time ? "; " : "",
-		           time_part);
+		return set_verdict(e, RR_STATE_LAGGING, "%s%s%s", bytes_part,
+		                   over_bytes && over_time ? "; " : "", time_part);
 	}
 
 	char time_part[96] = "";
@@ -183,8 +195,8 @@ void judge(const NodeObservation &in, const rr_thresholds &limits, rr_node_entry
 	if (in.slot != nullptr && in.slot->wal_status == RR_WAL_UNRESERVED)
 		std::snprintf(warning, sizeof warning,
 		              "; warning: slot '%s' unreserved, WAL may be removed soon", e.slot_name);
-	say(RR_STATE_HEALTHY, "streaming, %s behind%s%s", format_bytes(e.lag_bytes).text, time_part,
-	    warning);
+	set_verdict(e, RR_STATE_HEALTHY, "streaming, %s behind%s%s", format_bytes(e.lag_bytes).text,
+	            time_part, warning);
 }
 
 } // namespace
