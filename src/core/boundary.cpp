@@ -158,6 +158,17 @@ extern "C"
 
 	/* --- routing ------------------------------------------------------------ */
 
+	rr_unroutable_cause rr_table_freshness(const rr_table_header *header, rr_timestamp now,
+	                                       int64_t stale_after_us, int64_t *age_us) noexcept
+	{
+		int64_t age = RR_NO_DURATION;
+		rr_unroutable_cause cause =
+		    header == nullptr ? RR_CAUSE_NO_DATA : judge_table(*header, now, stale_after_us, age);
+		if (age_us != nullptr)
+			*age_us = age;
+		return cause;
+	}
+
 	bool rr_entry_qualifies(const rr_node_entry *entry, const rr_pick_request *request) noexcept
 	{
 		if (entry == nullptr || request == nullptr)

@@ -29,8 +29,8 @@ bool qualifies(bool routable, int64_t lag_bytes, int64_t lag_us, rr_lsn known_re
 	return true;
 }
 
-rr_unroutable_cause judge_table(const rr_table_header &header, const rr_pick_request &request,
-                                int64_t &data_age_us) noexcept
+rr_unroutable_cause judge_table(const rr_table_header &header, rr_timestamp now,
+                                int64_t stale_after_us, int64_t &data_age_us) noexcept
 {
 	if (header.published_at == RR_NO_TIME)
 	{
@@ -39,17 +39,15 @@ rr_unroutable_cause judge_table(const rr_table_header &header, const rr_pick_req
 	}
 	/* Computed in unsigned arithmetic: a hostile or broken clock must not
 	 * overflow a signed subtraction. */
-	if (request.now == RR_NO_TIME || request.now <= header.published_at)
+	if (now == RR_NO_TIME || now <= header.published_at)
 		data_age_us = 0;
 	else
 	{
-		uint64_t age =
-		    static_cast<uint64_t>(request.now) - static_cast<uint64_t>(header.published_at);
+		uint64_t age = static_cast<uint64_t>(now) - static_cast<uint64_t>(header.published_at);
 		constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 		data_age_us = static_cast<int64_t>(age > kMax ? kMax : age);
 	}
-	if (request.now == RR_NO_TIME ||
-	    (request.stale_after_us >= 0 && data_age_us > request.stale_after_us))
+	if (now == RR_NO_TIME || (stale_after_us >= 0 && data_age_us > stale_after_us))
 		return RR_CAUSE_STALE;
 	if (header.in_recovery)
 		return RR_CAUSE_NOT_PRIMARY;
@@ -173,7 +171,7 @@ rr_status pick_reader(rr_shared_table &table, const rr_pick_request &request,
 	    {
 		    candidates.clear();
 		    rr_table_header header = reader.header();
-		    cause = judge_table(header, request, data_age_us);
+		    cause = judge_table(header, request.now, request.stale_after_us, data_age_us);
 		    if (cause != RR_CAUSE_NONE)
 			    return;
 		    uint32_t n = entries_in(header, table);
@@ -237,7 +235,7 @@ rr_status list_readers(const rr_shared_table &table, const rr_pick_request &requ
 		    copied = qualified = 0;
 		    rr_table_header header = reader.header();
 		    int64_t data_age_us;
-		    cause = judge_table(header, request, data_age_us);
+		    cause = judge_table(header, request.now, request.stale_after_us, data_age_us);
 		    if (cause != RR_CAUSE_NONE)
 			    return;
 		    uint32_t n = entries_in(header, table);

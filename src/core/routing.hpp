@@ -34,10 +34,11 @@ bool qualifies(bool routable, int64_t lag_bytes, int64_t lag_us, rr_lsn known_re
                const rr_pick_request &request) noexcept;
 
 /* The table-level verdict: NO_DATA, STALE, NOT_PRIMARY or NONE (go on and
- * look at the nodes).  data_age_us: now - published_at, at least 0 (a backend
- * may read its clock just before the worker publishes), or RR_NO_DURATION. */
-rr_unroutable_cause judge_table(const rr_table_header &header, const rr_pick_request &request,
-                                int64_t &data_age_us) noexcept;
+ * look at the nodes); also rr_table_freshness().  A negative stale_after_us
+ * switches staleness off; an unknown now (RR_NO_TIME) is stale.  data_age_us: now - published_at,
+ * at least 0 (a backend may read its clock just before the worker publishes), or RR_NO_DURATION. */
+rr_unroutable_cause judge_table(const rr_table_header &header, rr_timestamp now,
+                                int64_t stale_after_us, int64_t &data_age_us) noexcept;
 
 /* Index into candidates of the chosen one; nullopt when empty or policy is
  * unknown.  random feeds the weighted policy, ticket the round-robin one. */

@@ -102,26 +102,54 @@ TEST(JudgeTable, FreshnessBoundaryAndCauses)
 	h.published_at = RR_NO_TIME;
 	rr_pick_request q = request(kT0);
 	int64_t age = 0;
-	EXPECT_EQ(judge_table(h, q, age), RR_CAUSE_NO_DATA);
+	EXPECT_EQ(judge_table(h, q.now, q.stale_after_us, age), RR_CAUSE_NO_DATA);
 	EXPECT_EQ(age, RR_NO_DURATION);
 
 	h.published_at = kT0 - q.stale_after_us;
-	EXPECT_EQ(judge_table(h, q, age), RR_CAUSE_NONE) << "exactly stale_after old is still fresh";
+	EXPECT_EQ(judge_table(h, q.now, q.stale_after_us, age), RR_CAUSE_NONE)
+	    << "exactly stale_after old is still fresh";
 	EXPECT_EQ(age, q.stale_after_us);
 	h.published_at = kT0 - q.stale_after_us - 1;
-	EXPECT_EQ(judge_table(h, q, age), RR_CAUSE_STALE);
+	EXPECT_EQ(judge_table(h, q.now, q.stale_after_us, age), RR_CAUSE_STALE);
 
 	h.published_at = kT0 + 30; /* the backend read its clock just before the publication */
-	EXPECT_EQ(judge_table(h, q, age), RR_CAUSE_NONE);
+	EXPECT_EQ(judge_table(h, q.now, q.stale_after_us, age), RR_CAUSE_NONE);
 	EXPECT_EQ(age, 0);
 
 	h.published_at = kT0;
 	h.in_recovery = true;
-	EXPECT_EQ(judge_table(h, q, age), RR_CAUSE_NOT_PRIMARY);
+	EXPECT_EQ(judge_table(h, q.now, q.stale_after_us, age), RR_CAUSE_NOT_PRIMARY);
 	h.published_at = INT64_MIN + 1; /* absurd clocks must not overflow */
 	q.now = INT64_MAX;
-	EXPECT_EQ(judge_table(h, q, age), RR_CAUSE_STALE);
+	EXPECT_EQ(judge_table(h, q.now, q.stale_after_us, age), RR_CAUSE_STALE);
 	EXPECT_EQ(age, INT64_MAX);
+}
+
+TEST(JudgeTable, FreshnessAtTheBoundaryAgreesWithRouting)
+{
+	World w;
+	int64_t age = 0;
+	rr_table_header h = w.snap().header;
+	EXPECT_EQ(rr_table_freshness(&h, kT0, kSecond, &age), RR_CAUSE_NO_DATA);
+	EXPECT_EQ(age, RR_NO_DURATION);
+	EXPECT_EQ(rr_table_freshness(nullptr, kT0, kSecond, &age), RR_CAUSE_NO_DATA);
+
+	Round r;
+	r.nodes = {node("a")};
+	r.walsenders = {walsender("a", 1, 1000)};
+	ASSERT_EQ(w.publish(r), RR_OK);
+	h = w.snap().header;
+	for (rr_timestamp delta : {INT64_C(0), kSecond, kSecond + 1})
+	{
+		rr_pick_request q = request(r.now + delta);
+		q.stale_after_us = kSecond;
+		rr_unroutable_cause view = rr_table_freshness(&h, q.now, q.stale_after_us, &age);
+		rr_pick_result p = w.pick(q);
+		EXPECT_EQ(view, p.found ? RR_CAUSE_NONE : p.cause) << delta;
+		EXPECT_EQ(age, p.data_age_us) << delta;
+	}
+	EXPECT_EQ(rr_table_freshness(&h, r.now + 5, RR_NO_LIMIT, nullptr), RR_CAUSE_NONE);
+	EXPECT_EQ(rr_table_freshness(&h, r.now + 100 * kSecond, RR_NO_LIMIT, nullptr), RR_CAUSE_NONE);
 }
 
 TEST(Pick, NothingPublishedIsNoData)
