@@ -37,6 +37,7 @@ SELECT replroute_refresh();
 SELECT name, weight, state FROM replroute_nodes ORDER BY name;
 SELECT rounds > 0 AS published FROM replroute_worker;
 SELECT replroute_remove_node('a1');
+SELECT replroute_refresh();
 SELECT replroute_pick_reader() IS NULL AS is_null;
 RESET ROLE;
 
