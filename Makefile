@@ -31,15 +31,17 @@ REGRESS_OPTS = --temp-config=test/regress.conf \
 
 # The same SQL surface without shared_preload_libraries: CREATE EXTENSION must
 # work and every function must say how to preload.  Its own instance, because
-# the preload is fixed at postmaster start.
+# the preload is fixed at postmaster start; its own output directory, so that
+# it cannot clobber regression.diffs of the main run under make -j.
 REGRESS_NOPRELOAD = nopreload
 REGRESS_NOPRELOAD_OPTS = --temp-config=test/regress_nopreload.conf \
-	--temp-instance=./tmp_check_nopreload --port=25433
+	--temp-instance=./tmp_check_nopreload --port=25433 \
+	--outputdir=./output_nopreload
 
 TAP_TESTS = 1
 PROVE_TESTS = test/tap/*.pl
 
-EXTRA_CLEAN = tmp_check_regress tmp_check_nopreload
+EXTRA_CLEAN = tmp_check_regress tmp_check_nopreload output_nopreload
 
 PG_CONFIG ?= pg_config
 # Debian's PGXS would otherwise emit LLVM bitcode for JIT inlining with clang
@@ -49,7 +51,7 @@ override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-# pg_regress alone (no TAP), e.g. while test/tap is empty.
+# pg_regress alone, without the TAP suites.
 .PHONY: installcheck-regress installcheck-nopreload
 installcheck-regress: submake $(REGRESS_PREP)
 	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
