@@ -25,6 +25,9 @@ sub new_primary
 		'postgresql.conf', qq(
 shared_preload_libraries = 'replroute'
 replroute.database = 'postgres'
+# The framework turns this off; a worker killed with SIGKILL must be
+# survivable, and the postmaster treats that as a crash of a shmem user.
+restart_after_crash = on
 wal_receiver_status_interval = 1s
 max_wal_senders = 10
 max_replication_slots = 10
