@@ -4,8 +4,8 @@ One snapshot is shared by every thread of the process: the point of the cache
 is that most reads cost no round trip to the primary, and threads that each
 kept their own would multiply those round trips. A snapshot is immutable;
 replacing the reference is atomic, so readers take no lock. Only a refresh
-takes the lock, and a thread that finds another refreshing uses the old
-snapshot rather than wait.
+takes the lock, and a thread that finds another refreshing never waits for
+it: it uses the snapshot it has, or reads the primary.
 
 A failed fetch is cached too (an empty, not-ok snapshot): while the primary
 cannot be asked, reads go to the primary without each paying a connect
@@ -59,11 +59,30 @@ def build_snapshot(rows, nodes, clock, wall):
 
 
 class ReadersCache:
+    """The shared snapshot, and who fetches the next one.
+
+    No caller ever waits for another thread's round trip:
+
+    - get(): a list older than the TTL is fetched again by one thread; the
+      others go on with the list they have (None before the first one: the
+      caller reads the primary).
+    - refresh(): fetch now whatever the age, unless another thread is
+      fetching; then None, and the caller reads the primary.
+    - fetch_now(): a round trip whose answer is the caller's own (the WAL
+      position of its write). Taken outside the lock, since no other
+      thread's fetch can stand in for it, and the list it brings along is
+      published if it is the newest.
+
+    Which snapshot wins does not decide correctness: every choice still
+    requires replay_lsn >= the remembered position (eligible()).
+    """
+
     def __init__(self, clock=time.monotonic, wall=time.time):
         self.clock = clock
         self.wall = wall
         self._snapshot = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()       # held by the one thread refreshing
+        self._publish = threading.Lock()    # held only to compare and swap
 
     def peek(self):
         return self._snapshot
@@ -75,30 +94,47 @@ class ReadersCache:
         snapshot = self._snapshot
         if self.is_fresh(snapshot, ttl):
             return snapshot
-        if snapshot is not None and not self._lock.acquire(blocking=False):
+        if not self._lock.acquire(blocking=False):
             return snapshot
-        if snapshot is None:
-            self._lock.acquire()
         try:
-            # Another thread may have refreshed while this one waited.
+            # Another thread may have refreshed since this one looked.
             current = self._snapshot
             if current is not snapshot and self.is_fresh(current, ttl):
                 return current
-            return self._refresh_locked(fetch)
+            return self._publish_newest(self._fetch(fetch))
         finally:
             self._lock.release()
 
     def refresh(self, fetch):
-        """Fetch now, whatever the age: the caller needs data newer than it has."""
-        with self._lock:
-            return self._refresh_locked(fetch)
+        """Fetch now, whatever the age: the caller needs data newer than it has.
 
-    def _refresh_locked(self, fetch):
+        Returns None when another thread is fetching already: waiting for it
+        would queue every thread behind one round trip at a time.
+        """
+        if not self._lock.acquire(blocking=False):
+            return None
         try:
-            snapshot = fetch()
+            return self._publish_newest(self._fetch(fetch))
+        finally:
+            self._lock.release()
+
+    def fetch_now(self, fetch):
+        """Fetch without the lock; publish the answer if no newer one arrived."""
+        snapshot = self._fetch(fetch)
+        self._publish_newest(snapshot)
+        return snapshot
+
+    def _fetch(self, fetch):
+        try:
+            return fetch()
         except Exception as exc:  # any failure means "cannot ask the primary"
-            snapshot = Snapshot((), self.clock(), self.wall(), ok=False, error=exc)
-        self._snapshot = snapshot
+            return Snapshot((), self.clock(), self.wall(), ok=False, error=exc)
+
+    def _publish_newest(self, snapshot):
+        with self._publish:
+            current = self._snapshot
+            if current is None or snapshot.fetched_at >= current.fetched_at:
+                self._snapshot = snapshot
         return snapshot
 
     def invalidate(self):

@@ -88,11 +88,18 @@ class Engine:
         On failure the write stays pending and the caller reads the primary.
         """
         config = config or get_config()
-        snapshot = self.cache.refresh(self._fetcher(config))
+        # This thread's own round trip: no other thread's fetch can stand in
+        # for it (it may have started before this write committed), so it
+        # takes no lock and queues behind nobody.
+        snapshot = self.cache.fetch_now(self._fetcher(config))
         self._note_failure(snapshot)
         if snapshot.ok and snapshot.primary_lsn is not None:
             state.pending = False
-            state.note_lsn(snapshot.primary_lsn, config.ryw_ttl, now=self.wall())
+            # The position is as old as the list it came with, not as old as
+            # this moment: stamped with the time of now, the list would count
+            # as predating it and be fetched again at once.
+            state.note_lsn(snapshot.primary_lsn, config.ryw_ttl,
+                           captured_wall=snapshot.fetched_wall, now=self.wall())
         return snapshot
 
     # -- choosing ----------------------------------------------------------
@@ -108,6 +115,9 @@ class Engine:
                 return None, snapshot
         else:
             snapshot = self.cache.get(self._fetcher(config), config.cache_ttl)
+            if snapshot is None:
+                # The first list is being fetched by another thread.
+                return None, None
             self._note_failure(snapshot)
         if not snapshot.ok:
             return None, snapshot
@@ -115,12 +125,15 @@ class Engine:
         found = eligible(snapshot.readers, min_lsn, self.down)
         if not found and min_lsn is not None:
             # The list may be older than the position: a standby may have
-            # caught up since. A list that predates the position is always
-            # fetched again; a later one only when RYW_RECHECK old, and
-            # through get(), so threads waiting on the same position share
-            # one round trip instead of queueing for one each.
-            if snapshot.fetched_wall < state.lsn_wall:
-                snapshot = self.cache.refresh(self._fetcher(config))
+            # caught up since. A list that predates the position is fetched
+            # again; a later one only when RYW_RECHECK old. Neither waits for
+            # another thread's fetch: while one runs, the others keep the
+            # list they have and, finding no standby in it, read the primary.
+            if _predates(snapshot, state, min_lsn):
+                fresh = self.cache.refresh(self._fetcher(config))
+                if fresh is None:
+                    return None, snapshot
+                snapshot = fresh
             elif config.ryw_recheck is not None:
                 snapshot = self.cache.get(self._fetcher(config), config.ryw_recheck)
             else:
@@ -193,6 +206,20 @@ class Engine:
     def reset(self):
         self.cache.invalidate()
         self.down.clear()
+
+
+def _predates(snapshot, state, min_lsn):
+    """Was the list fetched before the required position existed?
+
+    By the clock (the position's capture time) and, where the list carries
+    the primary's position, by WAL too: a list fetched when the primary was
+    already at min_lsn does not predate it, whatever the clocks say (a cookie
+    stamped by another process's clock). A wrong "no" costs a read on the
+    primary until RYW_RECHECK, never a stale read: eligible() decides that.
+    """
+    if snapshot.fetched_wall >= state.lsn_wall:
+        return False
+    return snapshot.primary_lsn is None or snapshot.primary_lsn < min_lsn
 
 
 def _socket_readable(raw):

@@ -9,11 +9,17 @@ from replroute_django.readers import build_snapshot
 
 
 class Clock:
-    def __init__(self, start=1000.0):
+    """Fake time. With step, every reading advances it, as real time moves
+    between two calls; without, it stands still until advance()."""
+
+    def __init__(self, start=1000.0, step=0.0):
         self.now = start
+        self.step = step
 
     def __call__(self):
-        return self.now
+        now = self.now
+        self.now += self.step
+        return now
 
     def advance(self, seconds):
         self.now += seconds
@@ -37,6 +43,7 @@ class FakePrimary:
         self.readers = []  # (name, weight, replay_lsn int or None)
         self.calls = 0
         self.fail = None
+        self.gate = None
 
     def add(self, name, weight=100, replay=None):
         self.readers.append((name, weight, replay))
@@ -48,18 +55,22 @@ class FakePrimary:
 
 
 @contextlib.contextmanager
-def fake_engine(primary, up=("replica1", "replica2"), rng=None):
+def fake_engine(primary, up=("replica1", "replica2"), rng=None, step=0.0):
     """Swap the module's engine for one on fake time talking to `primary`.
 
     `up` is the set of aliases whose connection check passes; tests mutate it.
+    `step`: seconds both clocks move at every reading (0: they stand still).
+    `primary.gate`, if set, is called inside every fetch (tests block there).
     """
-    clock = Clock()
-    wall = Clock(time.time())
+    clock = Clock(step=step)
+    wall = Clock(time.time(), step=step)
     eng = router_mod.Engine(clock=clock, wall=wall, rng=rng or FixedRandom(0.0))
     up = set(up)
 
     def fetch(config):
         primary.calls += 1
+        if primary.gate is not None:
+            primary.gate()
         if primary.fail is not None:
             raise primary.fail
         return build_snapshot(primary.rows(), config.nodes, clock, wall)
