@@ -269,6 +269,63 @@ rr_status rr_evaluate_and_publish(rr_evaluator *evaluator, const rr_round_input 
                                   rr_error *error) RR_NOEXCEPT;
 
 /* ---------------------------------------------------------------------------
+ * The event log: a bounded ring of state changes in shared memory, sized by
+ * replroute.event_log_size.  One writer (the worker's evaluator), lock-free
+ * readers; it is not part of the table, so rr_table_reset() leaves it alone
+ * and the history survives a worker restart (not a server restart).
+ * ------------------------------------------------------------------------- */
+#define RR_EVENT_STATE_LEN 24       /* a state word, or a worker event's word */
+#define RR_EVENT_LOG_MIN 16         /* range of replroute.event_log_size */
+#define RR_EVENT_LOG_MAX 100000
+#define RR_EVENT_JSON_LEN 2048      /* rr_event_json() always fits in this */
+
+/*
+ * Node events (registered nodes only): node = the node's name; from_state ""
+ * when the node appears (the first round that sees it registered), to_state
+ * "removed" when it leaves the registry.
+ * Worker events: node = "": to_state "worker_started" (from ""), and role
+ * changes "standby" -> "primary" (promotion) or "primary" -> "standby".
+ * "" is shown as SQL NULL.
+ */
+typedef struct rr_event
+{
+	uint64_t seq;          /* 1, 2, ...: assigned when appended, never reused */
+	rr_timestamp at;       /* the round's observation time */
+	char node[RR_NAME_LEN];
+	char from_state[RR_EVENT_STATE_LEN];
+	char to_state[RR_EVENT_STATE_LEN];
+	char reason[RR_REASON_LEN];
+} rr_event;
+
+typedef struct rr_event_log rr_event_log;
+
+size_t rr_event_log_size(uint32_t capacity) RR_NOEXCEPT;
+/* Formats the memory (capacity >= 1); once, under AddinShmemInitLock. NULL
+ * when memory is NULL or misaligned, or capacity is 0. */
+rr_event_log *rr_event_log_init(void *memory, uint32_t capacity) RR_NOEXCEPT;
+/* seq of the newest event, 0 when none was ever appended. */
+uint64_t rr_event_log_last_seq(const rr_event_log *log) RR_NOEXCEPT;
+/* Copies the events with seq > after_seq that are still in the ring, oldest
+ * first, at most max_events of them (the oldest ones).  Events overwritten
+ * while reading are skipped, so seqs only increase but may start later than
+ * after_seq + 1. */
+rr_status rr_event_log_read(const rr_event_log *log, uint64_t after_seq, rr_event *events,
+                            uint32_t max_events, uint32_t *n_events, rr_error *error) RR_NOEXCEPT;
+/* The NOTIFY payload: one line of JSON,
+ * {"seq":N,"node":"s1"|null,"from":"healthy"|null,"to":"drained","reason":"..."}
+ * (strings escaped per RFC 8259).  size >= RR_EVENT_JSON_LEN always fits. */
+rr_status rr_event_json(const rr_event *event, char *buffer, size_t size,
+                        rr_error *error) RR_NOEXCEPT;
+
+/* The evaluator appends its events to log (NULL: it appends nowhere). */
+void rr_evaluator_set_event_log(rr_evaluator *evaluator, rr_event_log *log) RR_NOEXCEPT;
+/* A new worker's evaluator takes over the states its predecessor published
+ * (call before rr_table_reset), so that a restart does not report every node
+ * as appearing afresh, and changes during the gap show as from -> to. */
+rr_status rr_evaluator_adopt(rr_evaluator *evaluator, const rr_shared_table *table,
+                             rr_error *error) RR_NOEXCEPT;
+
+/* ---------------------------------------------------------------------------
  * Routing: what backends do with the table.
  * ------------------------------------------------------------------------- */
 typedef struct rr_pick_request

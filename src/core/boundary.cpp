@@ -10,6 +10,7 @@
 
 #include "errors.hpp"
 #include "evaluator.hpp"
+#include "event_log.hpp"
 #include "names.hpp"
 #include "routing.hpp"
 #include "shared_table.hpp"
@@ -153,6 +154,83 @@ extern "C"
 				                           "rr_evaluate_and_publish: a required argument is NULL");
 			               return evaluator->impl.evaluate_and_publish(*input, *thresholds, *table,
 			                                                           error);
+		               });
+	}
+
+	void rr_evaluator_set_event_log(rr_evaluator *evaluator, rr_event_log *log) noexcept
+	{
+		if (evaluator != nullptr)
+			evaluator->impl.set_event_log(log);
+	}
+
+	rr_status rr_evaluator_adopt(rr_evaluator *evaluator, const rr_shared_table *table,
+	                             rr_error *error) noexcept
+	{
+		return guarded(error, "rr_evaluator_adopt",
+		               [&]() -> rr_status
+		               {
+			               if (evaluator == nullptr || table == nullptr)
+				               return fail(error, RR_ERR_NULL,
+				                           "rr_evaluator_adopt: a required argument is NULL");
+			               if (!table_is_formatted(table))
+				               return fail(error, RR_ERR_NOT_READY,
+				                           "the shared table was not initialised");
+			               return evaluator->impl.adopt(*table, error);
+		               });
+	}
+
+	/* --- event log ---------------------------------------------------------- */
+
+	size_t rr_event_log_size(uint32_t capacity) noexcept
+	{
+		return event_log_size(capacity);
+	}
+
+	rr_event_log *rr_event_log_init(void *memory, uint32_t capacity) noexcept
+	{
+		return event_log_init(memory, capacity);
+	}
+
+	uint64_t rr_event_log_last_seq(const rr_event_log *log) noexcept
+	{
+		return event_log_is_formatted(log) ? log->last_seq.load(std::memory_order_acquire) : 0;
+	}
+
+	rr_status rr_event_log_read(const rr_event_log *log, uint64_t after_seq, rr_event *events,
+	                            uint32_t max_events, uint32_t *n_events, rr_error *error) noexcept
+	{
+		return guarded(
+		    error, "rr_event_log_read",
+		    [&]() -> rr_status
+		    {
+			    if (n_events != nullptr)
+				    *n_events = 0;
+			    if (log == nullptr || n_events == nullptr || (events == nullptr && max_events > 0))
+				    return fail(error, RR_ERR_NULL,
+				                "rr_event_log_read: a required argument is NULL");
+			    if (!event_log_is_formatted(log))
+				    return fail(error, RR_ERR_NOT_READY, "the event log was not initialised");
+			    if (!event_log_read(*log, after_seq, events, max_events, *n_events))
+				    return fail(error, RR_ERR_INTERNAL,
+				                "the event log stayed busy; its writer may be starved");
+			    return RR_OK;
+		    });
+	}
+
+	rr_status rr_event_json(const rr_event *event, char *buffer, size_t size,
+	                        rr_error *error) noexcept
+	{
+		return guarded(error, "rr_event_json",
+		               [&]() -> rr_status
+		               {
+			               if (event == nullptr || buffer == nullptr)
+				               return fail(error, RR_ERR_NULL,
+				                           "rr_event_json: a required argument is NULL");
+			               if (!event_json(*event, buffer, size))
+				               return fail(error, RR_ERR_TOO_LONG,
+				                           "rr_event_json: the buffer of %zu bytes is too small",
+				                           size);
+			               return RR_OK;
 		               });
 	}
 

@@ -4,9 +4,15 @@
 #include "evaluator.hpp"
 
 #include "errors.hpp"
+#include "event_log.hpp"
+#include "names.hpp"
 #include "health.hpp"
 #include "shared_table.hpp"
 #include "text.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <utility>
 
 namespace replroute
 {
@@ -22,20 +28,90 @@ Evaluator::NodeMemory &Evaluator::remember(bool registered, std::string_view nam
 	return memory;
 }
 
+void Evaluator::add_event(rr_timestamp now, std::string_view node, std::string_view from,
+                          std::string_view to, std::string_view reason)
+{
+	rr_event &event = events_.emplace_back();
+	event = rr_event{};
+	event.at = now;
+	copy_text(event.node, sizeof(event.node), node.data(), node.size());
+	copy_text(event.from_state, sizeof(event.from_state), from.data(), from.size());
+	copy_text(event.to_state, sizeof(event.to_state), to.data(), to.size());
+	copy_text(event.reason, sizeof(event.reason), reason.data(), reason.size());
+}
+
 void Evaluator::apply_memory(NodeMemory &memory, rr_node_entry &entry, rr_timestamp now)
 {
 	if (memory.since == RR_NO_TIME || memory.state != entry.state)
 	{
+		if (entry.registered)
+				add_event(now, field_view(entry.name),
+			          memory.since == RR_NO_TIME ? "" : state_name(memory.state),
+			          state_name(entry.state), field_view(entry.reason));
 		memory.state = entry.state;
 		memory.since = now;
 	}
 	entry.state_since = memory.since;
 }
 
-void Evaluator::forget_unseen()
+void Evaluator::forget_unseen(rr_timestamp now)
 {
+	std::vector<std::pair<std::string_view, const NodeMemory *>> gone;
+	for (const auto &[key, memory] : memory_)
+		if (memory.seen_in_round != round_ && memory.since != RR_NO_TIME &&
+		    key.starts_with("n:"))
+			gone.emplace_back(key, &memory);
+	/* Map order is arbitrary; events must not depend on it. */
+	std::sort(gone.begin(), gone.end());
+	for (const auto &[key, memory] : gone)
+		add_event(now, key.substr(2), state_name(memory->state), "removed",
+		          "no longer registered");
 	std::erase_if(memory_,
 	              [this](const auto &item) { return item.second.seen_in_round != round_; });
+}
+
+void Evaluator::worker_events(const rr_round_input &input)
+{
+	Role role = input.in_recovery ? Role::kStandby : Role::kPrimary;
+	const char *role_word = input.in_recovery ? "standby" : "primary";
+	char reason[RR_REASON_LEN];
+	if (role_ == Role::kNone)
+	{
+		std::snprintf(reason, sizeof(reason), "worker pid %d started on a %s",
+		              static_cast<int>(input.worker_pid), role_word);
+		add_event(input.now, "", "", "worker_started", reason);
+	}
+	else if (role_ != role)
+		add_event(input.now, "", role_ == Role::kStandby ? "standby" : "primary", role_word,
+		          input.in_recovery ? "this server is in recovery: it became a standby"
+		                            : "this server left recovery: it was promoted");
+	role_ = role;
+}
+
+rr_status Evaluator::adopt(const rr_shared_table &table, rr_error *error)
+{
+	TableReader reader(table);
+	rr_table_header header{};
+	std::vector<rr_node_entry> entries(table.capacity);
+	uint32_t n = 0;
+	if (!reader.read_consistent(
+	        [&]
+	        {
+		        header = reader.header();
+		        n = std::min(header.n_entries, table.capacity);
+		        for (uint32_t i = 0; i < n; ++i)
+			        reader.entry(i, entries[i]);
+	        }))
+		return fail(error, RR_ERR_INTERNAL,
+		            "the shared table stayed busy; its writer may have died mid-publication");
+	for (uint32_t i = 0; i < n; ++i)
+	{
+		NodeMemory &memory = remember(entries[i].registered, field_view(entries[i].name));
+		memory.state = entries[i].state;
+		memory.since = entries[i].state_since;
+		memory.slot_name.assign(field_view(entries[i].slot_name));
+	}
+	return RR_OK;
 }
 
 std::span<const rr_node_entry> Evaluator::evaluate(const rr_round_input &input,
@@ -47,6 +123,8 @@ std::span<const rr_node_entry> Evaluator::evaluate(const rr_round_input &input,
 		history_.record(input.now, input.primary_flush_lsn);
 
 	entries_.clear();
+	events_.clear();
+	worker_events(input);
 	registered_apps_.clear();
 	n_registered_ = 0;
 
@@ -98,7 +176,7 @@ std::span<const rr_node_entry> Evaluator::evaluate(const rr_round_input &input,
 		apply_memory(remember(false, field_view(ws.application_name)), entry, input.now);
 	}
 
-	forget_unseen();
+	forget_unseen(input.now);
 	return entries_;
 }
 
@@ -128,6 +206,9 @@ rr_status Evaluator::evaluate_and_publish(const rr_round_input &input,
 	    input.started_at == RR_NO_TIME ? RR_NO_DURATION : input.now - input.started_at;
 	header.primary_flush_lsn = input.primary_flush_lsn;
 	table_publish(table, header, entries);
+	if (event_log_ != nullptr && event_log_is_formatted(event_log_))
+		for (const rr_event &event : events_)
+			event_log_append(*event_log_, event);
 
 	if (entries.size() > table.capacity)
 	{

@@ -6,6 +6,16 @@
  * Memory of a node that disappears from a round is forgotten, so a node that
  * is removed and added again starts afresh.
  *
+ * Events (replroute.h, rr_event): every round collects, in this order, the
+ * worker's own (worker_started on the first round, then a role change), each
+ * registered node whose state differs from its memory (in output order; from
+ * "" when it had none), and each node that left the registry (to "removed",
+ * by name).  Walsenders that match no node are shown in the table but make no
+ * events: they share names with nodes (a standby streams before it is
+ * registered), and two chains under one name would read as one broken chain.  They are
+ * appended to the event log after the table is published, so a client that
+ * hears of an event finds the new state in the table.
+ *
  * Output order: registered nodes in input order, then walsenders that match no
  * node in input order.  When that exceeds the table, the tail is dropped --
  * registered nodes go first -- and RR_ERR_CAPACITY is returned after the
@@ -44,6 +54,12 @@ public:
 	                               rr_shared_table &table, rr_error *error);
 
 	const LsnHistory &history() const noexcept { return history_; }
+	/* The events of the last evaluate(), seq 0 (assigned when appended). */
+	std::span<const rr_event> events() const noexcept { return events_; }
+
+	void set_event_log(rr_event_log *log) noexcept { event_log_ = log; }
+	/* Takes the states of a previous worker's publication as its memory. */
+	rr_status adopt(const rr_shared_table &table, rr_error *error);
 
 private:
 	struct NodeMemory
@@ -56,7 +72,10 @@ private:
 
 	NodeMemory &remember(bool registered, std::string_view name);
 	void apply_memory(NodeMemory &memory, rr_node_entry &entry, rr_timestamp now);
-	void forget_unseen();
+	void forget_unseen(rr_timestamp now);
+	void add_event(rr_timestamp now, std::string_view node, std::string_view from,
+	               std::string_view to, std::string_view reason);
+	void worker_events(const rr_round_input &input);
 
 	uint64_t round_ = 0;
 	LsnHistory history_;
@@ -66,6 +85,9 @@ private:
 	std::vector<rr_node_entry> entries_;
 	size_t n_registered_ = 0;
 	std::string key_;
+	std::vector<rr_event> events_;
+	rr_event_log *event_log_ = nullptr;
+	enum class Role { kNone, kPrimary, kStandby } role_ = Role::kNone;
 };
 
 } // namespace replroute
