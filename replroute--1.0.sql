@@ -244,3 +244,30 @@ GRANT EXECUTE ON FUNCTION
 	@extschema@.replroute_worker_status(),
 	@extschema@.replroute_refresh(interval)
 TO pg_monitor, replroute_admin;
+
+-- ---------------------------------------------------------------------------
+-- Event log: the last replroute.event_log_size state changes, from shared
+-- memory.  The worker also sends each one as NOTIFY replroute (JSON payload).
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION @extschema@.replroute_event_log(
+	OUT seq bigint,
+	OUT at timestamptz,
+	OUT node text,
+	OUT from_state text,
+	OUT to_state text,
+	OUT reason text)
+RETURNS SETOF record
+LANGUAGE C VOLATILE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'replroute_event_log';
+
+CREATE VIEW @extschema@.replroute_events AS
+	SELECT * FROM @extschema@.replroute_event_log() ORDER BY seq;
+
+COMMENT ON VIEW @extschema@.replroute_events IS
+	'state changes of nodes (node NULL: the worker''s start and role changes), newest seq highest';
+
+REVOKE ALL ON @extschema@.replroute_events FROM PUBLIC;
+GRANT SELECT ON @extschema@.replroute_events TO pg_monitor, replroute_admin;
+REVOKE EXECUTE ON FUNCTION @extschema@.replroute_event_log() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.replroute_event_log() TO pg_monitor, replroute_admin;

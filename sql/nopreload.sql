@@ -9,6 +9,7 @@ SELECT * FROM replroute_readers();
 SELECT * FROM replroute_nodes;
 SELECT * FROM replroute_worker_status();
 SELECT replroute_refresh();
+SELECT * FROM replroute_events;
 SELECT replroute_add_node('s1', 'h');
 SELECT replroute_remove_node('s1');
 SELECT replroute_set_weight('s1', 1);

@@ -2,7 +2,8 @@
  * functions.c -- SQL-callable functions that read the shared table:
  * routing (replroute_pick_reader, replroute_readers), monitoring
  * (replroute_node_status behind the replroute_nodes view,
- * replroute_worker_status) and replroute_refresh.
+ * replroute_worker_status), the event log (replroute_event_log behind the
+ * replroute_events view) and replroute_refresh.
  *
  * The routing functions are on the hot path of every read an application
  * routes: no SPI, no catalog access, no lock; the core reads the table
@@ -28,6 +29,7 @@ PG_FUNCTION_INFO_V1(replroute_readers);
 PG_FUNCTION_INFO_V1(replroute_node_status);
 PG_FUNCTION_INFO_V1(replroute_worker_status);
 PG_FUNCTION_INFO_V1(replroute_refresh);
+PG_FUNCTION_INFO_V1(replroute_event_log);
 
 /* How long replroute_refresh() sleeps before it checks the worker again: it
  * is woken by the worker's broadcast, this only bounds a missed wakeup. */
@@ -36,6 +38,7 @@ PG_FUNCTION_INFO_V1(replroute_refresh);
 #define READERS_COLUMNS 7
 #define NODE_STATUS_COLUMNS 26
 #define WORKER_STATUS_COLUMNS 6
+#define EVENT_LOG_COLUMNS 6
 
 /* ---------------------------------------------------------------------------
  * Conversions
@@ -453,4 +456,45 @@ replroute_refresh(PG_FUNCTION_ARGS)
 	ConditionVariableCancelSleep();
 
 	PG_RETURN_BOOL(done);
+}
+
+/*
+ * Every event still in the ring, oldest first.  The ring is read in one pass
+ * into local memory (at most replroute.event_log_size events).
+ */
+Datum
+replroute_event_log(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	rr_event   *events;
+	uint32		n_events = 0;
+	rr_error	error;
+
+	rr_require_preload();
+	InitMaterializedSRF(fcinfo, 0);
+
+	memset(&error, 0, sizeof(error));
+	events = palloc(sizeof(rr_event) * (Size) rr_guc_event_log_size);
+	if (rr_event_log_read(rr_shared->events, 0, events, (uint32) rr_guc_event_log_size,
+						  &n_events, &error) != RR_OK)
+		rr_report_core_error(&error, "replroute could not read its event log");
+
+	for (uint32 i = 0; i < n_events; i++)
+	{
+		const rr_event *event = &events[i];
+		Datum		values[EVENT_LOG_COLUMNS];
+		bool		nulls[EVENT_LOG_COLUMNS];
+
+		memset(values, 0, sizeof(values));
+		memset(nulls, 0, sizeof(nulls));
+		values[0] = Int64GetDatum((int64) event->seq);
+		values[1] = TimestampTzGetDatum((TimestampTz) event->at);
+		/* "" (a worker event's node, an appearing node's from_state) is NULL */
+		put_text(values, nulls, 2, event->node);
+		put_text(values, nulls, 3, event->from_state);
+		put_text(values, nulls, 4, event->to_state);
+		put_text(values, nulls, 5, event->reason);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	PG_RETURN_VOID();
 }

@@ -9,9 +9,10 @@
  *                       and round counters;
  *   "replroute table"   the core's table, rr_table_size(capacity) bytes, with
  *                       capacity = replroute.max_nodes + max_wal_senders (every
- *                       registered node plus every walsender that matches none).
- * The table's own reader/writer protocol is the core's (seqlock); the shims
- * only hand it memory.
+ *                       registered node plus every walsender that matches none);
+ *   "replroute events"  the core's event ring, replroute.event_log_size events.
+ * The table's and the ring's reader/writer protocols are the core's (seqlocks);
+ * the shims only hand them memory.
  */
 #include "postgres.h"
 
@@ -40,6 +41,7 @@ int			rr_guc_max_replay_lag_ms = 1000;
 int			rr_guc_policy = RR_POLICY_WEIGHTED;
 int			rr_guc_fallback = RR_FALLBACK_NONE;
 char	   *rr_guc_primary_name = NULL;
+int			rr_guc_event_log_size = 1000;
 
 RrWorkerShared *rr_shared = NULL;
 
@@ -190,6 +192,18 @@ define_gucs(void)
 							   0,
 							   NULL, NULL, NULL);
 
+	DefineCustomIntVariable("replroute.event_log_size",
+							"Number of state changes kept in replroute_events.",
+							"The oldest events are overwritten first.  The log lives in "
+							"shared memory: it survives worker restarts, not server "
+							"restarts.",
+							&rr_guc_event_log_size,
+							1000,
+							RR_EVENT_LOG_MIN, RR_EVENT_LOG_MAX,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("replroute");
 }
 
@@ -205,7 +219,8 @@ rr_shmem_size(void)
 	/* ShmemInitStruct cache-line aligns every struct it hands out. */
 	Size		size = CACHELINEALIGN(sizeof(RrWorkerShared));
 
-	return add_size(size, CACHELINEALIGN(rr_table_size(table_capacity())));
+	size = add_size(size, CACHELINEALIGN(rr_table_size(table_capacity())));
+	return add_size(size, CACHELINEALIGN(rr_event_log_size((uint32) rr_guc_event_log_size)));
 }
 
 static void
@@ -241,6 +256,7 @@ rr_shmem_startup(void)
 		ConditionVariableInit(&shared->round_published);
 		shared->capacity = capacity;
 		shared->table = NULL;
+		shared->events = NULL;
 	}
 
 	memory = ShmemInitStruct("replroute table", rr_table_size(capacity), &found);
@@ -253,6 +269,20 @@ rr_shmem_startup(void)
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
 					 errmsg("replroute could not initialise its shared table")));
+		}
+	}
+
+	memory = ShmemInitStruct("replroute events",
+							 rr_event_log_size((uint32) rr_guc_event_log_size), &found);
+	if (!found)
+	{
+		shared->events = rr_event_log_init(memory, (uint32) rr_guc_event_log_size);
+		if (shared->events == NULL)
+		{
+			LWLockRelease(AddinShmemInitLock);
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("replroute could not initialise its event log")));
 		}
 	}
 

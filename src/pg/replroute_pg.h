@@ -37,6 +37,7 @@ extern int	rr_guc_max_replay_lag_ms;
 extern int	rr_guc_policy;
 extern int	rr_guc_fallback;
 extern char *rr_guc_primary_name;
+extern int	rr_guc_event_log_size;
 
 /*
  * Shared state of the worker, next to the core's table.
@@ -62,6 +63,7 @@ typedef struct RrWorkerShared
 	ConditionVariable round_published;
 	uint32		capacity;		/* entries of the table */
 	rr_shared_table *table;		/* same address in every process */
+	rr_event_log *events;		/* the core's event ring, likewise */
 } RrWorkerShared;
 
 /* NULL unless the library was preloaded (and shared memory is attached). */

@@ -7,7 +7,11 @@
  *      if the extension exists in replroute.database, the registry table;
  *   2. read this server's flushed WAL position (after the walsenders, so that
  *      it is never behind what they report) and whether it is in recovery;
- *   3. hand all of it to rr_evaluate_and_publish().
+ *   3. hand all of it to rr_evaluate_and_publish(), which also appends the
+ *      round's state changes to the event log;
+ *   4. NOTIFY replroute for each new event, in the same transaction, so that
+ *      listeners hear of it at commit, after the table shows it.  A standby
+ *      cannot NOTIFY (no xid in recovery): there the events are only logged.
  * Between rounds it sleeps on its latch for replroute.poll_interval; backends
  * set the latch when the registry changes or replroute_refresh() is called.
  *
@@ -24,6 +28,7 @@
 #include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
+#include "commands/async.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -69,10 +74,15 @@ typedef struct WorkerState
 	Oid			registry_extension;	/* extension the registry plan was made for */
 	bool		logged_waiting;		/* "waiting for CREATE EXTENSION" said once */
 	TimestampTz last_capacity_warning;
+	uint64		last_notified;		/* seq of the newest event sent by NOTIFY */
 } WorkerState;
+
+/* Events read from the ring per step while notifying. */
+#define NOTIFY_BATCH 32
 
 static void worker_on_exit(int code, Datum arg);
 static void run_round(WorkerState *state);
+static uint64 notify_events(WorkerState *state);
 static size_t read_walsenders(WorkerState *state, rr_walsender_obs **out);
 static size_t read_slots(WorkerState *state, rr_slot_obs **out);
 static size_t read_registry(WorkerState *state, rr_node_config **out, bool *available);
@@ -125,8 +135,20 @@ replroute_worker_main(Datum main_arg)
 	if (state->evaluator == NULL)
 		rr_report_core_error(&error, "replroute worker could not create its evaluator");
 
-	/* A restarted worker must not serve its previous incarnation's verdicts. */
+	/*
+	 * Take over the previous incarnation's states as memory, so that the event
+	 * log continues from them, then forget its verdicts: a restarted worker
+	 * must not serve them.  The event log itself is left alone.
+	 */
+	if (rr_evaluator_adopt(state->evaluator, rr_shared->table, &error) != RR_OK)
+		ereport(LOG,
+				(errmsg("replroute worker could not take over the published states; "
+						"every node will show as appearing"),
+				 errdetail("%s", error.message)));
 	rr_table_reset(rr_shared->table);
+	rr_evaluator_set_event_log(state->evaluator, rr_shared->events);
+	/* Earlier events were notified (or not) by the previous incarnation. */
+	state->last_notified = rr_event_log_last_seq(rr_shared->events);
 
 	SpinLockAcquire(&rr_shared->mutex);
 	rr_shared->pid = MyProcPid;
@@ -194,6 +216,7 @@ run_round(WorkerState *state)
 	rr_slot_obs *slots;
 	rr_node_config *nodes;
 	uint64		round;
+	uint64		notified;
 	MemoryContext outer;
 
 	memset(&input, 0, sizeof(input));
@@ -228,12 +251,15 @@ run_round(WorkerState *state)
 	status = rr_evaluate_and_publish(state->evaluator, &input, &thresholds,
 									 rr_shared->table, &error);
 
+	notified = notify_events(state);
+
 	MemoryContextSwitchTo(outer);
 	MemoryContextReset(state->round_context);
 
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	state->last_notified = notified;
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 
@@ -265,6 +291,43 @@ run_round(WorkerState *state)
 		 "%zu slots, " INT64_FORMAT " us",
 		 round, input.n_nodes, input.n_walsenders, input.n_slots,
 		 (int64) (GetCurrentTimestamp() - input.started_at));
+}
+
+/*
+ * Queues a NOTIFY for every event after state->last_notified; returns the seq
+ * to remember once the transaction has committed.  Events appended while the
+ * worker is in recovery are skipped, not kept for later: a promotion would
+ * otherwise deliver a burst of old news.
+ */
+static uint64
+notify_events(WorkerState *state)
+{
+	uint64		last = state->last_notified;
+	rr_event	events[NOTIFY_BATCH];
+	char		payload[RR_EVENT_JSON_LEN];
+	rr_error	error;
+
+	if (RecoveryInProgress())
+		return rr_event_log_last_seq(rr_shared->events);
+
+	for (;;)
+	{
+		uint32		n = 0;
+
+		memset(&error, 0, sizeof(error));
+		if (rr_event_log_read(rr_shared->events, last, events, NOTIFY_BATCH, &n,
+							  &error) != RR_OK)
+			rr_report_core_error(&error, "replroute worker could not read its event log");
+		for (uint32 i = 0; i < n; i++)
+		{
+			if (rr_event_json(&events[i], payload, sizeof(payload), &error) != RR_OK)
+				rr_report_core_error(&error, "replroute worker could not format an event");
+			Async_Notify("replroute", payload);
+			last = events[i].seq;
+		}
+		if (n < NOTIFY_BATCH)
+			return last;
+	}
 }
 
 /* Bounded copy of a text (or NULL) column; "" for NULL. */

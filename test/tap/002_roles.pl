@@ -37,6 +37,10 @@ $s1->promote;
 ok( $s1->poll_query_until('postgres',
 		'SELECT NOT in_recovery FROM replroute_worker_status()'),
 	'promoted worker acts as primary');
+is( $s1->safe_psql('postgres',
+		"SELECT count(*) FROM replroute_events
+		  WHERE node IS NULL AND from_state = 'standby' AND to_state = 'primary'"),
+	'1', 'the promotion is an event of the worker');
 $s1->safe_psql('postgres', "SELECT pg_create_physical_replication_slot('standby2')");
 $s1->safe_psql('postgres', "SELECT replroute_drain('standby1')");
 my $connstr = $s1->connstr;
