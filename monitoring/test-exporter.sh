@@ -95,9 +95,29 @@ else
 	pass "no query errors in the exporter log"
 fi
 
+series "replroute_events_total" replroute_events_total "$num"
+series "replroute_event_log_events: worker_started 1" replroute_event_log_events '1' 'to_state="worker_started"'
+value() { # METRIC [LABEL]: the value of the first matching line, or empty
+	grep -E "^$1(\{| )" <<<"$metrics" | grep -F "${2:-}" | head -n 1 | awk '{print $NF}'
+}
+events_before=$(value replroute_events_total)
+drained_before=$(value replroute_event_log_events 'to_state="drained"')
+
 # A state change shows in the next scrape: the state label moves, routable drops.
 sql "SELECT replroute_drain('standby2')" >/dev/null && sql "SELECT replroute_refresh()" >/dev/null
 metrics=$(scrape)
+events_after=$(value replroute_events_total)
+drained_after=$(value replroute_event_log_events 'to_state="drained"')
+if awk -v a="${events_before:-x}" -v b="${events_after:-x}" 'BEGIN { exit !(a ~ /^[0-9.e+]+$/ && b + 0 > a + 0) }'; then
+	pass "replroute_events_total grows with the drain ($events_before -> $events_after)"
+else
+	fail "replroute_events_total grows with the drain" "$events_before -> $events_after"
+fi
+if awk -v a="${drained_before:-0}" -v b="${drained_after:-x}" 'BEGIN { exit !(b ~ /^[0-9.e+]+$/ && b + 0 == a + 1) }'; then
+	pass "replroute_event_log_events{to_state=drained} counts the drain"
+else
+	fail "replroute_event_log_events{to_state=drained} counts the drain" "${drained_before:-none} -> ${drained_after:-none}"
+fi
 series "drained standby2: routable 0" replroute_node_routable '0' 'node="standby2"'
 series "drained standby2: drained 1" replroute_node_drained '1' 'node="standby2"'
 series "drained standby2: state label drained" replroute_node_state_info '1' 'node="standby2"' 'state="drained"'
