@@ -74,8 +74,12 @@ typedef struct WorkerState
 	Oid			registry_extension;	/* extension the registry plan was made for */
 	bool		logged_waiting;		/* "waiting for CREATE EXTENSION" said once */
 	TimestampTz last_capacity_warning;
+	TimestampTz last_queue_warning;	/* NOTIFY skipped: queue too full */
 	uint64		last_notified;		/* seq of the newest event sent by NOTIFY */
 } WorkerState;
+
+/* Above this share of the notification queue the worker stops notifying. */
+#define NOTIFY_QUEUE_USAGE_LIMIT 0.5
 
 /* Events read from the ring per step while notifying. */
 #define NOTIFY_BATCH 32
@@ -309,6 +313,30 @@ notify_events(WorkerState *state)
 
 	if (RecoveryInProgress())
 		return rr_event_log_last_seq(rr_shared->events);
+
+	/*
+	 * A listening session that stops reading (idle in transaction) fills the
+	 * cluster's notification queue, and a full queue fails the COMMIT of this
+	 * round: the worker would die and restart every round, resetting the
+	 * table each time.  Past half full, the events stay in the log but are not
+	 * notified; say so now and then.
+	 */
+	if (DatumGetFloat8(DirectFunctionCall1(pg_notification_queue_usage, (Datum) 0))
+		> NOTIFY_QUEUE_USAGE_LIMIT)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		if (state->last_queue_warning == 0 ||
+			now - state->last_queue_warning >= CAPACITY_WARNING_INTERVAL_US)
+		{
+			state->last_queue_warning = now;
+			ereport(WARNING,
+					(errmsg("replroute is not sending NOTIFY: the notification queue is more than half full"),
+					 errdetail("Events are still recorded in replroute_events."),
+					 errhint("Find the listening session that does not consume its notifications, e.g. one idle in transaction.")));
+		}
+		return rr_event_log_last_seq(rr_shared->events);
+	}
 
 	for (;;)
 	{
