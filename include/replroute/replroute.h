@@ -73,6 +73,7 @@ typedef enum rr_node_state
 	RR_STATE_SLOT_LOST,        /* its replication slot has wal_status = lost */
 	RR_STATE_DRAINED,          /* taken out by an operator */
 	RR_STATE_UNREGISTERED,     /* a walsender that matches no registered node */
+	RR_STATE_RECOVERING,       /* healthy again, but not yet for replroute.recovery_hold */
 	RR_STATE_COUNT_
 } rr_node_state;
 
@@ -167,12 +168,21 @@ typedef struct rr_round_input
 	size_t n_slots;
 } rr_round_input;
 
-/* Bounds the worker applies to every node (replroute.max_lag_bytes,
- * replroute.max_replay_lag); RR_NO_LIMIT switches one off. */
+/* Bounds the worker applies to every node; RR_NO_LIMIT switches one off.
+ *   max_lag_bytes, max_replay_lag_us   enter `lagging` above these
+ *   lag_leave_fraction (0..1)          a lagging node leaves `lagging` only at
+ *                                      or below this fraction of each bound
+ *   recovery_hold_us (0 = off)         a node back from a bad state stays
+ *                                      `recovering` this long before routing
+ *   stall_timeout_us                   no reply for this long while WAL is
+ *                                      pending makes a walsender `stalled` */
 typedef struct rr_thresholds
 {
 	int64_t max_lag_bytes;
 	int64_t max_replay_lag_us;
+	double lag_leave_fraction;
+	int64_t recovery_hold_us;
+	int64_t stall_timeout_us;
 } rr_thresholds;
 
 /* ---------------------------------------------------------------------------

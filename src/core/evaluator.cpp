@@ -140,6 +140,13 @@ std::span<const rr_node_entry> Evaluator::evaluate(const rr_round_input &input,
 			return RR_NO_DURATION;
 		return history_.lag_us(ws->replay_lsn, input.now);
 	};
+	/* WAL the standby has not even confirmed writing: the stall clock. */
+	auto pending = [&](const rr_walsender_obs *ws) -> int64_t
+	{
+		if (ws == nullptr || ws->write_lsn == 0 || history_.size() == 0)
+			return RR_NO_DURATION;
+		return history_.lag_us(ws->write_lsn, input.now);
+	};
 
 	if (input.registry_available)
 	{
@@ -154,10 +161,18 @@ std::span<const rr_node_entry> Evaluator::evaluate(const rr_round_input &input,
 			obs.walsender = index_.walsender_for(field_view(node.application_name));
 			obs.slot = index_.slot_for(obs.walsender, memory.slot_name, field_view(node.name));
 			obs.history_lag_us = history_lag(obs.walsender);
+			obs.pending_us = pending(obs.walsender);
 			if (obs.slot != nullptr)
 				memory.slot_name.assign(field_view(obs.slot->slot_name));
+			/* On a standby nothing is judged: what follows a promotion is a
+			 * fresh start, not a recovery to hold. */
+			if (input.in_recovery)
+				memory.stability = StabilityMemory{};
+			obs.lag_latched = memory.stability.lag_latched;
 
 			rr_node_entry &entry = entries_.emplace_back(evaluate_node(obs, thresholds));
+			if (!input.in_recovery)
+				apply_stability(memory.stability, entry, thresholds.recovery_hold_us, input.now);
 			apply_memory(memory, entry, input.now);
 		}
 	}
@@ -172,6 +187,7 @@ std::span<const rr_node_entry> Evaluator::evaluate(const rr_round_input &input,
 		obs.walsender = &ws;
 		obs.slot = index_.slot_for(&ws, {}, {});
 		obs.history_lag_us = history_lag(&ws);
+		obs.pending_us = pending(&ws);
 		rr_node_entry &entry = entries_.emplace_back(evaluate_node(obs, thresholds));
 		apply_memory(remember(false, field_view(ws.application_name)), entry, input.now);
 	}

@@ -1,7 +1,8 @@
 /*
  * evaluator.hpp -- the worker's side: one round of observations in, one
  * publication out, with the memory that spans rounds:
- *   - per node (by name): its state and since when, and the slot it used;
+ *   - per node (by name): its state and since when, the slot it used, and
+ *     what the stability rules remember (stability.hpp);
  *   - the primary's LSN history, for the time-lag estimate.
  * Memory of a node that disappears from a round is forgotten, so a node that
  * is removed and added again starts afresh.
@@ -31,6 +32,7 @@
 
 #include "join.hpp"
 #include "lsn_history.hpp"
+#include "stability.hpp"
 
 #include <cstdint>
 #include <span>
@@ -67,6 +69,7 @@ private:
 		rr_node_state state = RR_STATE_UNKNOWN;
 		rr_timestamp since = RR_NO_TIME;
 		std::string slot_name;
+		StabilityMemory stability;
 		uint64_t seen_in_round = 0;
 	};
 

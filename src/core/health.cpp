@@ -47,12 +47,40 @@ int64_t effective_lag_us(rr_lsn primary_flush_lsn, rr_lsn replay_lsn, int64_t re
 	return lag;
 }
 
+int64_t leave_bound(int64_t bound, double fraction) noexcept
+{
+	if (bound < 0)
+		return RR_NO_LIMIT;
+	if (!(fraction > 0.0)) /* also NaN */
+		return 0;
+	if (fraction >= 1.0)
+		return bound;
+	return static_cast<int64_t>(static_cast<double>(bound) * fraction);
+}
+
 namespace
 {
 
 bool limited(int64_t limit)
 {
 	return limit >= 0;
+}
+
+/* Seconds a standby has been silent while WAL waited for it: the shorter of
+ * the time since its last reply and the time WAL has been pending, so that a
+ * standby that was idle (replying only every wal_receiver_status_interval) is
+ * not judged on the quiet stretch before the WAL arrived.  reply_time is the
+ * standby's clock; a standby clock that runs ahead only delays the verdict,
+ * one that runs behind is capped by the primary-side pending time. */
+int64_t silent_us(const NodeObservation &in)
+{
+	const rr_walsender_obs *ws = in.walsender;
+	if (in.pending_us <= 0 || ws->write_lsn == 0)
+		return 0;
+	int64_t silent = in.pending_us;
+	if (ws->reply_time != RR_NO_TIME && in.now != RR_NO_TIME && in.now - ws->reply_time < silent)
+		silent = in.now - ws->reply_time;
+	return silent < 0 ? 0 : silent;
 }
 
 void fill_identity(const NodeObservation &in, rr_node_entry &e)
@@ -159,6 +187,15 @@ void judge(const NodeObservation &in, const rr_thresholds &limits, rr_node_entry
 	default:
 		return set_verdict(e, RR_STATE_UNKNOWN, "walsender state not reported");
 	}
+	if (limited(limits.stall_timeout_us))
+	{
+		int64_t silent = silent_us(in);
+		if (silent > limits.stall_timeout_us)
+			return set_verdict(e, RR_STATE_STALLED,
+			                   "no reply for %s while WAL is pending (stall_timeout %s)",
+			                   format_duration_against(silent, limits.stall_timeout_us).text,
+			                   format_duration(limits.stall_timeout_us).text);
+	}
 	if (e.replay_lsn == 0)
 		return set_verdict(e, RR_STATE_UNKNOWN,
 		                   "streaming; the standby has not reported its replay position yet");
@@ -170,19 +207,34 @@ void judge(const NodeObservation &in, const rr_thresholds &limits, rr_node_entry
 		return set_verdict(e, RR_STATE_UNKNOWN, "streaming, %s behind; replay lag unknown",
 		                   format_bytes(e.lag_bytes).text);
 
-	bool over_bytes = limited(limits.max_lag_bytes) && e.lag_bytes > limits.max_lag_bytes;
-	bool over_time = limited(limits.max_replay_lag_us) && e.lag_us > limits.max_replay_lag_us;
+	/* Enter above the bounds; once in, leave only at or below the leave
+	 * bounds.  Each part of the reason names the bound it is past. */
+	int64_t enter_bytes = limits.max_lag_bytes, enter_time = limits.max_replay_lag_us;
+	int64_t stay_bytes = in.lag_latched ? leave_bound(enter_bytes, limits.lag_leave_fraction)
+	                                    : enter_bytes;
+	int64_t stay_time = in.lag_latched ? leave_bound(enter_time, limits.lag_leave_fraction)
+	                                   : enter_time;
+	bool over_bytes = limited(stay_bytes) && e.lag_bytes > stay_bytes;
+	bool over_time = limited(stay_time) && e.lag_us > stay_time;
 	if (over_bytes || over_time)
 	{
 		char bytes_part[128] = "", time_part[128] = "";
 		if (over_bytes)
-			std::snprintf(bytes_part, sizeof bytes_part, "%s behind > %s",
-			              format_bytes_against(e.lag_bytes, limits.max_lag_bytes).text,
-			              format_bytes(limits.max_lag_bytes).text);
+		{
+			bool entered = e.lag_bytes > enter_bytes;
+			int64_t bound = entered ? enter_bytes : stay_bytes;
+			std::snprintf(bytes_part, sizeof bytes_part, "%s behind > %s%s",
+			              format_bytes_against(e.lag_bytes, bound).text, format_bytes(bound).text,
+			              entered ? "" : " leave bound");
+		}
 		if (over_time)
-			std::snprintf(time_part, sizeof time_part, "replay lag %s > %s",
-			              format_duration_against(e.lag_us, limits.max_replay_lag_us).text,
-			              format_duration(limits.max_replay_lag_us).text);
+		{
+			bool entered = e.lag_us > enter_time;
+			int64_t bound = entered ? enter_time : stay_time;
+			std::snprintf(time_part, sizeof time_part, "replay lag %s > %s%s",
+			              format_duration_against(e.lag_us, bound).text,
+			              format_duration(bound).text, entered ? "" : " leave bound");
+		}
 		return set_verdict(e, RR_STATE_LAGGING, "%s%s%s", bytes_part,
 		                   over_bytes && over_time ? "; " : "", time_part);
 	}

@@ -12,10 +12,16 @@
  *   no walsender                 -> disconnected
  *   walsender stopping           -> disconnected (it is going away)
  *   walsender startup/catchup/backup -> catchup
+ *   streaming, WAL pending and no reply for stall_timeout -> stalled
  *   replay position not reported, or time lag unknown under a time bound
  *                                -> unknown
- *   past max_lag_bytes or max_replay_lag -> lagging
+ *   past max_lag_bytes or max_replay_lag -> lagging; a node that was
+ *     lagging stays lagging until it is at or below the leave bounds
+ *     (lag_leave_fraction of each), so a lag that hovers around a bound
+ *     does not flap
  *   otherwise                    -> healthy (slot unreserved: a warning only)
+ * The recovery hold (healthy -> recovering for a while) needs memory of
+ * earlier rounds and lives in stability.hpp.
  */
 #pragma once
 
@@ -39,6 +45,11 @@ struct NodeObservation
 	/* The LSN-history lower bound of the node's replay lag; RR_NO_DURATION
 	 * when there is no history. */
 	int64_t history_lag_us = RR_NO_DURATION;
+	/* How long WAL past the standby's confirmed write position has existed
+	 * on the primary (LSN history); RR_NO_DURATION when not known. */
+	int64_t pending_us = RR_NO_DURATION;
+	/* The node was lagging and has not yet come down to the leave bounds. */
+	bool lag_latched = false;
 	rr_timestamp now = RR_NO_TIME;
 };
 
@@ -58,5 +69,10 @@ int64_t idle_aware_lag(int64_t reported_us, rr_lsn position, rr_lsn sent_lsn) no
  * reported replay lag and the LSN-history estimate. */
 int64_t effective_lag_us(rr_lsn primary_flush_lsn, rr_lsn replay_lsn, int64_t reported_replay_us,
                          int64_t history_lag_us) noexcept;
+
+/* The bound below which a lagging node leaves `lagging`: fraction of bound,
+ * rounded down; RR_NO_LIMIT stays RR_NO_LIMIT; a fraction outside 0..1 is
+ * clamped. */
+int64_t leave_bound(int64_t bound, double fraction) noexcept;
 
 } // namespace replroute

@@ -16,7 +16,7 @@ constexpr const char *kInvalid = "invalid";
 
 constexpr const char *kStateNames[] = {
     "unknown",     "healthy",         "lagging",   "catchup", "disconnected", "stalled",
-    "unreachable", "not_in_recovery", "slot_lost", "drained", "unregistered",
+    "unreachable", "not_in_recovery", "slot_lost", "drained", "unregistered", "recovering",
 };
 static_assert(sizeof kStateNames / sizeof kStateNames[0] == RR_STATE_COUNT_);
 

@@ -92,10 +92,20 @@ inline rr_slot_obs slot(const std::string &name, int32_t active_pid,
 	return s;
 }
 
+/* Without the stability rules (no hysteresis, no hold, no stall verdict),
+ * unless a test asks for them. */
 inline rr_thresholds limits(int64_t max_lag_bytes = RR_NO_LIMIT,
                             int64_t max_replay_lag_us = RR_NO_LIMIT)
 {
-	return rr_thresholds{max_lag_bytes, max_replay_lag_us};
+	return rr_thresholds{max_lag_bytes, max_replay_lag_us, 1.0, 0, RR_NO_LIMIT};
+}
+
+inline rr_thresholds stable_limits(int64_t max_lag_bytes, int64_t max_replay_lag_us,
+                                   double leave_fraction, int64_t recovery_hold_us,
+                                   int64_t stall_timeout_us = RR_NO_LIMIT)
+{
+	return rr_thresholds{max_lag_bytes, max_replay_lag_us, leave_fraction, recovery_hold_us,
+	                     stall_timeout_us};
 }
 
 struct Round

@@ -9,7 +9,7 @@ TEST(Names, EveryNodeStateHasItsSqlWord)
 {
 	const char *expected[] = {"unknown",      "healthy", "lagging",     "catchup",
 	                          "disconnected", "stalled", "unreachable", "not_in_recovery",
-	                          "slot_lost",    "drained", "unregistered"};
+	                          "slot_lost",    "drained", "unregistered", "recovering"};
 	ASSERT_EQ(sizeof expected / sizeof expected[0], static_cast<size_t>(RR_STATE_COUNT_));
 	for (int i = 0; i < RR_STATE_COUNT_; ++i)
 		EXPECT_STREQ(rr_state_name(static_cast<rr_node_state>(i)), expected[i]) << i;
