@@ -38,6 +38,9 @@ int			rr_guc_poll_interval_ms = 50;
 int			rr_guc_stale_after_ms = 2000;
 int			rr_guc_max_lag_kb = 16 * 1024;
 int			rr_guc_max_replay_lag_ms = 1000;
+double		rr_guc_lag_leave_fraction = 0.5;
+int			rr_guc_recovery_hold_ms = 1000;
+int			rr_guc_stall_timeout_ms = 2000;
 int			rr_guc_policy = RR_POLICY_WEIGHTED;
 int			rr_guc_fallback = RR_FALLBACK_NONE;
 char	   *rr_guc_primary_name = NULL;
@@ -63,6 +66,7 @@ static const struct config_enum_entry fallback_options[] = {
 };
 
 static void define_gucs(void);
+static bool check_stall_timeout(int *newval, void **extra, GucSource source);
 static void rr_shmem_request(void);
 static void rr_shmem_startup(void);
 static uint32 table_capacity(void);
@@ -161,6 +165,56 @@ define_gucs(void)
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	/*
+	 * One fraction for both bounds rather than two explicit leave settings: it
+	 * can never put a leave bound above its enter bound, and it follows the
+	 * enter bounds when an operator changes them.  0.5 means a node that went
+	 * past 16MB comes back at 8MB: far enough below the bound that a lag
+	 * hovering around it does not flap, close enough that a standby that
+	 * caught up is not kept out for long.
+	 */
+	DefineCustomRealVariable("replroute.lag_leave_fraction",
+							 "Fraction of each lag bound a lagging standby must get back to.",
+							 "A standby enters lagging above replroute.max_lag_bytes or "
+							 "replroute.max_replay_lag and leaves it only at or below this "
+							 "fraction of them, so a lag near a bound does not flap.  "
+							 "1 switches the hysteresis off.",
+							 &rr_guc_lag_leave_fraction,
+							 0.5,
+							 0.0, 1.0,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("replroute.recovery_hold",
+							"Time a standby back from a fault must stay healthy before it is routed to.",
+							"Until then its state is recovering.  Applies only to a standby "
+							"that was routable before it went bad; 0 switches the hold off.",
+							&rr_guc_recovery_hold_ms,
+							1000,
+							0, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	/*
+	 * A standby replies at once when it writes WAL, and every
+	 * wal_receiver_status_interval (10s) when idle; the worker judges only
+	 * while WAL is pending, so an idle standby is never stalled.  2s stays
+	 * clear of a slow fsync on a busy disk, which delays replies too.
+	 */
+	DefineCustomIntVariable("replroute.stall_timeout",
+							"Time a standby may leave pending WAL unanswered before it is stalled.",
+							"Judged only while the primary has WAL the standby has not "
+							"confirmed writing: then no reply for longer makes it stalled "
+							"and not routable.  -1 switches the check off.",
+							&rr_guc_stall_timeout_ms,
+							2000,
+							-1, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							check_stall_timeout, NULL, NULL);
+
 	DefineCustomEnumVariable("replroute.policy",
 							 "How replroute_pick_reader() chooses among routable standbys.",
 							 "weighted: random, in proportion to weight; round_robin; "
@@ -205,6 +259,18 @@ define_gucs(void)
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("replroute");
+}
+
+/* 0 would call every standby stalled the moment WAL is in flight. */
+static bool
+check_stall_timeout(int *newval, void **extra, GucSource source)
+{
+	if (*newval == 0)
+	{
+		GUC_check_errdetail("Use -1 to switch the stall check off, or a positive time.");
+		return false;
+	}
+	return true;
 }
 
 static uint32
@@ -386,5 +452,9 @@ rr_current_thresholds(void)
 		: (int64) rr_guc_max_lag_kb * 1024;
 	thresholds.max_replay_lag_us = rr_guc_max_replay_lag_ms < 0 ? RR_NO_LIMIT
 		: (int64) rr_guc_max_replay_lag_ms * 1000;
+	thresholds.lag_leave_fraction = rr_guc_lag_leave_fraction;
+	thresholds.recovery_hold_us = (int64) rr_guc_recovery_hold_ms * 1000;
+	thresholds.stall_timeout_us = rr_guc_stall_timeout_ms < 0 ? RR_NO_LIMIT
+		: (int64) rr_guc_stall_timeout_ms * 1000;
 	return thresholds;
 }
