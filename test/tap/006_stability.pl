@@ -10,7 +10,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use ReplrouteTest;
 
-my $hold = 3;    # seconds; long enough that polling every 0.1 s sees it
+# seconds: long enough that polling every 0.1 s, and the checks made while
+# it lasts, fit in it on a loaded machine
+my $hold = 5;
 my $primary = new_primary(
 	'primary',
 	'replroute.recovery_hold' => "${hold}s",
@@ -35,16 +37,21 @@ sub check_hold
 {
 	my ($name, $from) = @_;
 	wait_for_state($primary, $name, 'recovering');
-	my $back = epoch_of($name, 'state_since');
-	like(node_field($primary, $name, 'reason'),
-		qr/^back from $from: healthy for .* of ${hold} s; streaming/,
+	# One query, so that every check sees the hold still running.
+	my ($state, $routable, $back, $picked, $listed, $reason) = split /\|/,
+	  $primary->safe_psql(
+		'postgres', qq(
+SELECT state, routable, extract(epoch FROM state_since),
+       (SELECT count(*) FROM generate_series(1, 200) WHERE replroute_pick_reader() = '$name'),
+       (SELECT count(*) FROM replroute_readers() WHERE name = '$name'),
+       reason
+  FROM replroute_nodes WHERE name = '$name'));
+	is($state, 'recovering', "$name: still held when checked");
+	like($reason, qr/^back from $from: healthy for .* of ${hold} s; streaming/,
 		"$name: the reason says how long it has been healthy");
-	is(node_field($primary, $name, 'routable'), 'f', "$name: not routable while held");
-	my $counts = pick_counts($primary, 200);
-	ok(!exists $counts->{$name}, "$name: never picked while held");
-	is($primary->safe_psql('postgres',
-			"SELECT count(*) FROM replroute_readers() WHERE name = '$name'"),
-		'0', "$name: not listed by replroute_readers() while held");
+	is($routable, 'f', "$name: not routable while held");
+	is($picked, '0', "$name: never picked while held");
+	is($listed, '0', "$name: not listed by replroute_readers() while held");
 
 	ok( $primary->poll_query_until('postgres',
 			"SELECT routable FROM replroute_nodes WHERE name = '$name'"),
