@@ -135,6 +135,24 @@ void fill_slot(const rr_slot_obs *slot, rr_node_entry &e)
 	e.wal_status = slot->wal_status;
 }
 
+struct Warning
+{
+	char text[RR_REASON_LEN] = "";
+};
+
+/* wal_status 'unreserved': the slot holds more than max_wal_size and the next
+ * checkpoint may remove WAL the standby still needs.  Not a fault yet (the
+ * standby may catch up in time), so only said; a lagging standby is the one
+ * most likely to get there. */
+Warning slot_warning(const NodeObservation &in, const rr_node_entry &e)
+{
+	Warning w;
+	if (in.slot != nullptr && in.slot->wal_status == RR_WAL_UNRESERVED)
+		std::snprintf(w.text, sizeof w.text,
+		              "; warning: slot '%s' unreserved, WAL may be removed soon", e.slot_name);
+	return w;
+}
+
 void set_verdict(rr_node_entry &e, rr_node_state state, const char *format, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -235,20 +253,17 @@ void judge(const NodeObservation &in, const rr_thresholds &limits, rr_node_entry
 			              format_duration_against(e.lag_us, bound).text,
 			              format_duration(bound).text, entered ? "" : " leave bound");
 		}
-		return set_verdict(e, RR_STATE_LAGGING, "%s%s%s", bytes_part,
-		                   over_bytes && over_time ? "; " : "", time_part);
+		return set_verdict(e, RR_STATE_LAGGING, "%s%s%s%s", bytes_part,
+		                   over_bytes && over_time ? "; " : "", time_part,
+		                   slot_warning(in, e).text);
 	}
 
 	char time_part[96] = "";
 	if (e.lag_us > 0)
 		std::snprintf(time_part, sizeof time_part, ", replay lag %s",
 		              format_duration(e.lag_us).text);
-	char warning[RR_REASON_LEN] = "";
-	if (in.slot != nullptr && in.slot->wal_status == RR_WAL_UNRESERVED)
-		std::snprintf(warning, sizeof warning,
-		              "; warning: slot '%s' unreserved, WAL may be removed soon", e.slot_name);
 	set_verdict(e, RR_STATE_HEALTHY, "streaming, %s behind%s%s", format_bytes(e.lag_bytes).text,
-	            time_part, warning);
+	            time_part, slot_warning(in, e).text);
 }
 
 } // namespace

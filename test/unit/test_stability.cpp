@@ -557,7 +557,7 @@ TEST(Stalled, OutranksLaggingAndUnknownTimeLag)
 
 /* --- the slot ------------------------------------------------------------ */
 
-TEST(SlotWarning, UnreservedStaysRoutableWhileRecoveringToo)
+TEST(SlotWarning, UnreservedIsAWarningLostIsAState)
 {
 	Timeline t;
 	t.round.slots = {slot("a", 7, RR_WAL_UNRESERVED)};
@@ -568,4 +568,16 @@ TEST(SlotWarning, UnreservedStaysRoutableWhileRecoveringToo)
 	EXPECT_NE(reason(e).find("warning: slot 'a' unreserved"), std::string::npos);
 	t.round.slots[0].wal_status = RR_WAL_LOST;
 	EXPECT_EQ(t.step(50 * kMs).state, RR_STATE_SLOT_LOST);
+}
+
+TEST(SlotWarning, ALaggingStandbyIsWarnedToo)
+{
+	Timeline t;
+	t.round.slots = {slot("a", 7, RR_WAL_UNRESERVED)};
+	t.thresholds = stable_limits(1000, RR_NO_LIMIT, 0.5, 0);
+	t.lag(2048);
+	rr_node_entry e = t.step(0);
+	EXPECT_EQ(e.state, RR_STATE_LAGGING);
+	EXPECT_EQ(reason(e), "2 kB behind > 1000 bytes; warning: slot 'a' unreserved, WAL may be "
+	                     "removed soon");
 }
