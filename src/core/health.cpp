@@ -228,10 +228,10 @@ void judge(const NodeObservation &in, const rr_thresholds &limits, rr_node_entry
 	/* Enter above the bounds; once in, leave only at or below the leave
 	 * bounds.  Each part of the reason names the bound it is past. */
 	int64_t enter_bytes = limits.max_lag_bytes, enter_time = limits.max_replay_lag_us;
-	int64_t stay_bytes = in.lag_latched ? leave_bound(enter_bytes, limits.lag_leave_fraction)
-	                                    : enter_bytes;
-	int64_t stay_time = in.lag_latched ? leave_bound(enter_time, limits.lag_leave_fraction)
-	                                   : enter_time;
+	int64_t stay_bytes =
+	    in.lag_latched ? leave_bound(enter_bytes, limits.lag_leave_fraction) : enter_bytes;
+	int64_t stay_time =
+	    in.lag_latched ? leave_bound(enter_time, limits.lag_leave_fraction) : enter_time;
 	bool over_bytes = limited(stay_bytes) && e.lag_bytes > stay_bytes;
 	bool over_time = limited(stay_time) && e.lag_us > stay_time;
 	if (over_bytes || over_time)

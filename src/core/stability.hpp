@@ -33,8 +33,8 @@ namespace replroute
 struct StabilityMemory
 {
 	bool lag_latched = false;
-	bool was_routable = false;          /* healthy in some earlier round */
-	bool hold_pending = false;          /* went bad after that, not yet held */
+	bool was_routable = false;                  /* healthy in some earlier round */
+	bool hold_pending = false;                  /* went bad after that, not yet held */
 	rr_node_state bad_state = RR_STATE_UNKNOWN; /* the last bad state */
 	rr_timestamp healthy_since = RR_NO_TIME;    /* while hold_pending */
 };

@@ -7,8 +7,8 @@
 
 TEST(Names, EveryNodeStateHasItsSqlWord)
 {
-	const char *expected[] = {"unknown",      "healthy", "lagging",     "catchup",
-	                          "disconnected", "stalled", "unreachable", "not_in_recovery",
+	const char *expected[] = {"unknown",      "healthy", "lagging",      "catchup",
+	                          "disconnected", "stalled", "unreachable",  "not_in_recovery",
 	                          "slot_lost",    "drained", "unregistered", "recovering"};
 	ASSERT_EQ(sizeof expected / sizeof expected[0], static_cast<size_t>(RR_STATE_COUNT_));
 	for (int i = 0; i < RR_STATE_COUNT_; ++i)

@@ -379,8 +379,7 @@ TEST(RecoveryHold, AHoldRunsOnAcrossADrainFromZero)
 	t.round.nodes[0].drained = false;
 	rr_node_entry e = t.step(50 * kMs);
 	EXPECT_EQ(e.state, RR_STATE_RECOVERING);
-	EXPECT_NE(reason(e).find("back from lagging: healthy for 0 us"), std::string::npos)
-	    << e.reason;
+	EXPECT_NE(reason(e).find("back from lagging: healthy for 0 us"), std::string::npos) << e.reason;
 }
 
 TEST(RecoveryHold, WeightZeroIsHeldAndStaysUnpicked)
