@@ -66,7 +66,7 @@ bool limited(int64_t limit)
 	return limit >= 0;
 }
 
-/* Seconds a standby has been silent while WAL waited for it: the shorter of
+/* How long a standby has been silent while WAL waited for it: the shorter of
  * the time since its last reply and the time WAL has been pending, so that a
  * standby that was idle (replying only every wal_receiver_status_interval) is
  * not judged on the quiet stretch before the WAL arrived.  reply_time is the

@@ -98,6 +98,17 @@ is(pick_counts($primary, 100)->{standby2}, undef, 'a lagging standby is never pi
 $s2->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
 check_hold('standby2', 'lagging');
 
+# The event log tells the same story, so a client that listens can tell a
+# held standby from a healthy one.
+for my $case (['standby1', qr/\bdisconnected\b.*\brecovering healthy$/],
+	['standby2', qr/\bhealthy lagging recovering healthy$/])
+{
+	my ($name, $expected) = @$case;
+	my $path = $primary->safe_psql('postgres',
+		"SELECT string_agg(to_state, ' ' ORDER BY seq) FROM replroute_events WHERE node = '$name'");
+	like($path, $expected, "$name: events $path");
+}
+
 $primary->safe_psql('postgres', 'ALTER SYSTEM RESET replroute.max_lag_bytes');
 $primary->reload;
 $s1->stop;
