@@ -38,6 +38,13 @@ REGRESS_NOPRELOAD_OPTS = --temp-config=test/regress_nopreload.conf \
 	--temp-instance=./tmp_check_nopreload --port=25433 \
 	--outputdir=./output_nopreload
 
+# Isolation specs (specs/*.spec): concurrent registry changes, drains and
+# picks, on their own preloaded temporary instance.
+ISOLATION = rr_add_same_name rr_max_nodes_race rr_drain_remove \
+	rr_pick_during_change
+ISOLATION_OPTS = --temp-config=test/isolation.conf \
+	--temp-instance=./tmp_check_iso --port=25434
+
 TAP_TESTS = 1
 PROVE_TESTS = test/tap/*.pl
 
@@ -52,9 +59,12 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # pg_regress alone, without the TAP suites.
-.PHONY: installcheck-regress installcheck-nopreload
+.PHONY: installcheck-regress installcheck-nopreload installcheck-isolation
 installcheck-regress: submake $(REGRESS_PREP)
 	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+
+installcheck-isolation: submake
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
 
 installcheck-nopreload: submake
 	$(pg_regress_installcheck) $(REGRESS_NOPRELOAD_OPTS) \

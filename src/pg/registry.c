@@ -22,6 +22,7 @@
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 
 #include "replroute_pg.h"
 
@@ -187,6 +188,8 @@ replroute_add_node(PG_FUNCTION_ARGS)
 	Oid			types[5] = {TEXTOID, TEXTOID, INT4OID, INT4OID, TEXTOID};
 	Datum		values[5];
 	int64		count;
+	SPIPlanPtr	plan;
+	int			rc;
 	bool		duplicate;
 	bool		isnull;
 
@@ -219,9 +222,21 @@ replroute_add_node(PG_FUNCTION_ARGS)
 	spi_run(psprintf("LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE", table),
 			0, NULL, NULL, SPI_OK_UTILITY);
 
+	/*
+	 * Counted under the latest snapshot, not the transaction's: under
+	 * REPEATABLE READ the transaction snapshot may predate adds that
+	 * committed before the lock was granted, and the count would let the
+	 * registry grow past max_nodes (as RI checks do, for the same reason).
+	 */
 	values[0] = CStringGetTextDatum(name);
 	query = psprintf("SELECT count(*), coalesce(bool_or(name = $1), false) FROM %s", table);
-	spi_run(query, 1, types, values, SPI_OK_SELECT);
+	plan = SPI_prepare(query, 1, types);
+	if (plan == NULL)
+		elog(ERROR, "replroute: \"%s\" failed: %s", query, SPI_result_code_string(SPI_result));
+	rc = SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							  true, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "replroute: \"%s\" failed: %s", query, SPI_result_code_string(rc));
 	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	duplicate = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 
