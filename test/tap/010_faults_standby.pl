@@ -21,6 +21,7 @@ $standby{$_} = faults_standby($primary, $_, 'b1') for qw(standby1 standby2 stand
 wait_routable($primary, 3);
 
 # --- immediate stop of a standby
+my $mark = event_mark($primary);
 my $load = start_load($primary, standbys => \%standby);
 $standby{standby1}->stop('immediate');
 my ($ok, $state, $reason, $bad_at) = wait_unroutable($primary, 'standby1');
@@ -30,8 +31,11 @@ my $r = stop_load($load);
 check_load($r, 'immediate stop', bad => 'standby1', from => $bad_at, to => $repair_at);
 $standby{standby1}->start;
 wait_routable_node($primary, 'standby1');
+check_events($primary, $mark, 'standby1', 'immediate stop', [ 'disconnected', 'healthy' ],
+	published_by => $bad_at);
 
 # --- replay paused while the primary writes, then resumed
+$mark = event_mark($primary);
 $load = start_load($primary, standbys => \%standby);
 $standby{standby2}->safe_psql('postgres', 'SELECT pg_wal_replay_pause()');
 $primary->safe_psql('postgres',
@@ -42,6 +46,8 @@ $repair_at = primary_now($primary);
 $standby{standby2}->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
 wait_routable_node($primary, 'standby2');
 $r = stop_load($load);
+check_events($primary, $mark, 'standby2', 'replay paused', [ 'lagging', 'healthy' ],
+	published_by => $bad_at);
 check_load($r, 'replay paused', bad => 'standby2', from => $bad_at, to => $repair_at);
 ok(scalar(picks_of($r, 'standby2', $repair_at, 9e9)) > 0
 	  || scalar(picks_of($r, 'standby1', $repair_at, 9e9)) > 0,
@@ -50,6 +56,7 @@ ok(scalar(picks_of($r, 'standby2', $repair_at, 9e9)) > 0
 # --- a slot lost: the standby stops, the primary removes the WAL it needs
 $primary->safe_psql('postgres',
 	"ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'; SELECT pg_reload_conf()");
+$mark = event_mark($primary);
 $load = start_load($primary, standbys => \%standby);
 $standby{standby3}->stop('fast');
 ($ok, $state, $reason, $bad_at) = wait_unroutable($primary, 'standby3');
@@ -78,6 +85,8 @@ $primary->safe_psql('postgres',
 $primary->safe_psql('postgres',
 	"SELECT replroute_remove_node('standby3'); SELECT pg_drop_replication_slot('standby3')");
 wait_routable($primary, 2);
+check_events($primary, $mark, 'standby3', 'slot lost', [ 'disconnected', 'slot_lost', 'removed' ],
+	published_by => $bad_at);
 
 $standby{$_}->stop for qw(standby1 standby2);
 $primary->stop;

@@ -81,9 +81,16 @@ wait_routable($primary, 2);
 load_until($load, primary_now($primary));
 my $r = stop_load($load);
 check_load($r, 'SIGKILL');
+# The crash reset shared memory, the log with it: the new worker's start,
+# then each node appearing, in order.
+is( $primary->safe_psql('postgres',
+		"SELECT to_state FROM replroute_events WHERE node IS NULL ORDER BY seq LIMIT 1"),
+	'worker_started', 'SIGKILL: the new worker logs its start');
+check_events($primary, 0, $_, 'SIGKILL', ['healthy']) for qw(standby1 standby2);
 check_no_route_without_round($r, 'SIGKILL');
 
 # --- the worker frozen with SIGSTOP: stale data routes nothing; SIGCONT
+my $mark = event_mark($primary);
 $load = start_load($primary, standbys => \%standby);
 $pid = $primary->safe_psql('postgres', 'SELECT pid FROM replroute_worker_status()');
 kill 'STOP', $pid;
@@ -112,6 +119,9 @@ ok(@stale > 0, 'SIGSTOP: the load picked while the data was stale (' . scalar(@s
 is(scalar @routed, 0, 'SIGSTOP: no pick routed on stale data');
 ok(scalar(grep { $_->[0] > $cont_at && $_->[1] ne '(null)' } @{ $r->{picks} }) > 0,
 	'SIGCONT: routes again');
+# Stale data is the readers' verdict; the frozen worker logged nothing, and
+# the thawed one has no change to log.
+check_events($primary, $mark, $_, 'SIGSTOP', []) for qw(standby1 standby2);
 
 # --- the primary restarted (fast): clients reconnect; nothing routed
 # before the first round
@@ -125,6 +135,7 @@ wait_routable($primary, 2);
 load_until($load, primary_now($primary));
 $r = stop_load($load);
 check_load($r, 'primary restart');
+check_events($primary, 0, $_, 'primary restart', ['healthy']) for qw(standby1 standby2);
 check_no_route_without_round($r, 'primary restart');
 
 my $log = slurp_file($primary->logfile);

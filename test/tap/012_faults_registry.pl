@@ -37,6 +37,7 @@ sub change
 }
 
 # --- registry changes while the load runs
+my $mark = event_mark($primary);
 my $load = start_load($primary, standbys => \%standby);
 my @windows;    # [name, published at, undone at]
 for my $i (1 .. 3)
@@ -63,6 +64,8 @@ check_load($r, 'registry changes');
 my @wrong = map { picks_of($r, @$_) } @windows;
 is(scalar @wrong, 0,
 	'registry changes: no drained, weight-0 or removed node picked after the round that applied it');
+check_events($primary, $mark, 'standby1', 'registry changes', [ ('drained', 'healthy') x 3 ]);
+check_events($primary, $mark, 'standby2', 'registry changes', [ ('removed', 'healthy') x 3 ]);
 
 # --- max_nodes reached: the add fails with 53400, nothing changes, routing
 # goes on
@@ -93,6 +96,9 @@ my $new = $standby{standby1};
 $new->promote;
 ok($new->poll_query_until('postgres', 'SELECT NOT in_recovery FROM replroute_worker_status()'),
 	'promoted: its worker acts as the primary');
+ok( $new->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM replroute_events WHERE node IS NULL AND from_state = 'standby' AND to_state = 'primary'"),
+	'promoted: the role change is an event');
 is(registry($new), registry_expected(), 'promoted: the registry came through replication');
 # The new primary is no reader of itself.
 $new->safe_psql('postgres',

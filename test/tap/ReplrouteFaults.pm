@@ -28,7 +28,7 @@ use Test::More;
 
 our @EXPORT = qw(new_faults_primary faults_standby start_load stop_load
   check_load picks_of primary_now wait_unroutable wait_routable_node
-  load_until);
+  load_until event_mark check_events);
 
 # Every client ever started, so that a test that dies stops them too.
 my @all_pids;
@@ -310,6 +310,56 @@ sub check_load
 		"$label: reads on the standby picked succeed ($reads ok, "
 		  . scalar(@failed_reads) . " failed on the faulted node)")
 	  or diag($wrong_reads[0][0] . ': ' . $wrong_reads[0][1]);
+}
+
+# The newest event's seq (0 when the log is empty).
+sub event_mark
+{
+	my ($primary) = @_;
+	return $primary->safe_psql('postgres',
+		'SELECT coalesce(max(seq), 0) FROM replroute_events');
+}
+
+# The events of node $name after seq $mark: seq and time in order, each
+# starting from the state the one before it ended in, and @want (to_state
+# values) among them in this order.  $opt{published_by}: the event into
+# $want[0] is dated no later than this epoch (the round that published it
+# ran before the test saw it).  Returns the list of to_states.
+sub check_events
+{
+	my ($primary, $mark, $name, $label, $want, %opt) = @_;
+	my $out = $primary->safe_psql(
+		'postgres', qq(
+SELECT seq, extract(epoch FROM at), coalesce(from_state, '(none)'), to_state
+FROM replroute_events WHERE seq > $mark AND node = '$name' ORDER BY seq));
+	my @ev = map { [ split /\|/ ] } grep { /\S/ } split /\n/, $out;
+	my ($in_order, $chained) = (1, 1);
+	for my $i (1 .. $#ev)
+	{
+		$in_order = 0 unless $ev[$i][0] > $ev[ $i - 1 ][0] && $ev[$i][1] >= $ev[ $i - 1 ][1];
+		# a node removed and added again first appears anew
+		$chained = 0
+		  unless $ev[$i][2] eq $ev[ $i - 1 ][3]
+		  || ($ev[ $i - 1 ][3] eq 'removed' && $ev[$i][2] eq '(none)');
+	}
+	my @to = map { $_->[3] } @ev;
+	ok($in_order, "$label: events of $name in seq and time order (@to)");
+	ok($chained, "$label: each event of $name starts where the one before ended");
+	my $j = 0;
+	for my $e (@ev)
+	{
+		if ($j < @$want && $e->[3] eq $want->[$j])
+		{
+			if ($j == 0 && defined $opt{published_by})
+			{
+				ok($e->[1] <= $opt{published_by},
+					"$label: the event into $want->[0] is dated before the test saw it");
+			}
+			$j++;
+		}
+	}
+	is($j, scalar @$want, "$label: events of $name include @$want in order");
+	return @to;
 }
 
 sub min { return $_[0] < $_[1] ? $_[0] : $_[1]; }
