@@ -175,6 +175,11 @@ ALTER SYSTEM SET replroute.max_nodes = 1000000000;
 ALTER SYSTEM SET replroute.policy = 'x';
 ALTER SYSTEM SET replroute.max_lag_bytes = -2;
 ALTER SYSTEM SET replroute.max_replay_lag = '1 year';
+ALTER SYSTEM SET replroute.event_log_size = 0;
+ALTER SYSTEM SET replroute.event_log_size = 'many';
+SET replroute.event_log_size = 100;
+-- The event log takes no arguments and has nothing to inject into.
+SELECT pg_temp.try($$SELECT * FROM replroute_event_log('x')$$);
 
 -- Direct DML with the same hostile values meets the CHECK constraints.
 SELECT pg_temp.try($$INSERT INTO replroute_node (name, host, port, weight, application_name) VALUES ('x''; --', 'h', 1, 1, 'a')$$);
