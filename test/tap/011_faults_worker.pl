@@ -78,9 +78,12 @@ check_before_first_round('SIGKILL');
 load_until($load, primary_now($primary));
 $primary->safe_psql('postgres', "COMMIT PREPARED 'rr_hold_registry'");
 wait_routable($primary, 2);
-load_until($load, primary_now($primary));
+my $routable_at = primary_now($primary);
+load_until($load, $routable_at);
 my $r = stop_load($load);
 check_load($r, 'SIGKILL');
+ok(scalar(grep { $_->[0] > $routable_at && $_->[1] ne '(null)' } @{ $r->{picks} }) > 0,
+	'SIGKILL: the clients reconnected and route again');
 # The crash reset shared memory, the log with it: the new worker's start,
 # then each node appearing, in order.
 is( $primary->safe_psql('postgres',
@@ -132,9 +135,12 @@ check_before_first_round('restart');
 load_until($load, primary_now($primary));
 $primary->safe_psql('postgres', "COMMIT PREPARED 'rr_hold_registry'");
 wait_routable($primary, 2);
-load_until($load, primary_now($primary));
+$routable_at = primary_now($primary);
+load_until($load, $routable_at);
 $r = stop_load($load);
 check_load($r, 'primary restart');
+ok(scalar(grep { $_->[0] > $routable_at && $_->[1] ne '(null)' } @{ $r->{picks} }) > 0,
+	'restart: the clients reconnected and route again');
 check_events($primary, 0, $_, 'primary restart', ['healthy']) for qw(standby1 standby2);
 check_no_route_without_round($r, 'primary restart');
 

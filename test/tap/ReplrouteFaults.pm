@@ -302,6 +302,10 @@ sub check_load
 		is(scalar @wrong, 0,
 			"$label: $opt{bad} not picked once published bad ($during picks meanwhile)")
 		  or diag("first: $wrong[0][0], published bad at $opt{from}");
+		# Otherwise the check above would hold for a load that never
+		# picked it at all.
+		my $before = picks_of($r, $opt{bad}, 0, $opt{from});
+		ok($before > 0, "$label: $opt{bad} was picked before the fault ($before picks)");
 	}
 	my @failed_reads = grep { $_->[1] ne 'ok' } @{ $r->{reads} };
 	my @wrong_reads = grep { !defined $opt{bad} || $_->[0] ne $opt{bad} } @failed_reads;
