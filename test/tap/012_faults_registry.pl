@@ -36,8 +36,10 @@ sub change
 			"$sql; SELECT replroute_refresh(); SELECT extract(epoch FROM clock_timestamp())"))[-1];
 }
 
-# --- registry changes while the load runs
+# --- registry changes while the load runs; a listener collects the NOTIFYs
 my $mark = event_mark($primary);
+my $listener = $primary->background_psql('postgres');
+$listener->query_safe('LISTEN replroute');
 my $load = start_load($primary, standbys => \%standby);
 my @windows;    # [name, published at, undone at]
 for my $i (1 .. 3)
@@ -66,6 +68,17 @@ is(scalar @wrong, 0,
 	'registry changes: no drained, weight-0 or removed node picked after the round that applied it');
 check_events($primary, $mark, 'standby1', 'registry changes', [ ('drained', 'healthy') x 3 ]);
 check_events($primary, $mark, 'standby2', 'registry changes', [ ('removed', 'healthy') x 3 ]);
+# A round that began after the last change's round committed: every NOTIFY
+# of those rounds has been sent.
+$primary->safe_psql('postgres', 'SELECT replroute_refresh(); SELECT replroute_refresh()');
+my $notified = $listener->query_safe("SELECT 'collected'");
+$listener->quit;
+my @notify_seq = $notified =~ /Asynchronous notification "replroute" with payload "\{"seq":(\d+)/g;
+my @logged_seq = split /\n/,
+  $primary->safe_psql('postgres', "SELECT seq FROM replroute_events WHERE seq > $mark ORDER BY seq");
+ok(@logged_seq > 0, 'registry changes: ' . scalar(@logged_seq) . ' events logged');
+is("@notify_seq", "@logged_seq",
+	'registry changes: the listener got every event, once, in seq order');
 
 # --- max_nodes reached: the add fails with 53400, nothing changes, routing
 # goes on
