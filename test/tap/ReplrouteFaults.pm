@@ -103,21 +103,24 @@ sub wait_unroutable
 {
 	my ($primary, $name, $state) = @_;
 	my $want = defined $state ? "r.state = '$state'" : 'NOT r.routable';
-	my $rounds = $PostgreSQL::Test::Utils::timeout_default * 10;
+	my $limit = $PostgreSQL::Test::Utils::timeout_default;
 	my $out = $primary->safe_psql(
 		'postgres', qq(
 CREATE FUNCTION pg_temp.wait_bad() RETURNS text LANGUAGE plpgsql AS \$\$
 DECLARE
 	r record;
+	deadline timestamptz := clock_timestamp() + interval '$limit s';
 BEGIN
-	FOR i IN 1 .. $rounds LOOP
-		-- refresh() waits at most 100 ms here, so that the loop is bounded
-		-- by time even while the worker cannot publish
+	-- Bounded by time, not by count: a woken worker publishes rounds back
+	-- to back, and a fault may take seconds to show.
+	WHILE clock_timestamp() < deadline LOOP
 		PERFORM replroute_refresh('100ms');
 		SELECT state, reason, routable INTO r FROM replroute_nodes WHERE name = '$name';
 		IF FOUND AND $want THEN
 			RETURN r.state || '|' || r.reason || '|' || extract(epoch FROM clock_timestamp());
 		END IF;
+		-- Rounds back to back would keep a core busy for nothing.
+		PERFORM pg_sleep(0.01);
 	END LOOP;
 	RETURN 'timeout|' || coalesce(r.state, '') || ' ' || coalesce(r.reason, '') || '|0';
 END
