@@ -1,5 +1,6 @@
 # Faults of a standby, each under a client load (ReplrouteFaults): an
-# immediate stop, replay paused while the primary writes, a lost slot.  Each
+# immediate stop, replay paused while the primary writes, a lost slot, a
+# hung standby (SIGSTOP) while the primary writes.  Each
 # asserts that no call fails and that once a round has published the node
 # unroutable, no call returns it until the test repairs the fault.
 use strict;
@@ -88,6 +89,44 @@ wait_routable($primary, 2);
 check_events($primary, $mark, 'standby3', 'slot lost', [ 'disconnected', 'slot_lost', 'removed' ],
 	published_by => $bad_at);
 
+# --- a hung standby: every process of it stopped (SIGSTOP), the primary
+# writing.  Its walsender looks alive until wal_sender_timeout; what the
+# worker sees is replay that no longer moves while the primary's WAL does
+# (client-side probes, once there, see it as unreachable as well).
+{
+	my $hung = $standby{standby1};
+	my $postmaster = (split /\n/, slurp_file($hung->data_dir . '/postmaster.pid'))[0];
+	my @pids = ($postmaster, children_of($postmaster));
+	$mark = event_mark($primary);
+	$load = start_load($primary, standbys => \%standby);
+	kill 'STOP', @pids;
+	$primary->safe_psql('postgres',
+		"INSERT INTO t SELECT g, repeat('z', 100) FROM generate_series(1, 5000) g");
+	($ok, $state, $reason, $bad_at) = wait_unroutable($primary, 'standby1');
+	load_until($load, $bad_at);
+	$repair_at = primary_now($primary);
+	kill 'CONT', @pids;
+	wait_routable_node($primary, 'standby1');
+	$r = stop_load($load);
+	check_load($r, 'hung standby', bad => 'standby1', from => $bad_at, to => $repair_at);
+	check_events($primary, $mark, 'standby1', 'hung standby', [ $state, 'healthy' ],
+		published_by => $bad_at);
+}
+
 $standby{$_}->stop for qw(standby1 standby2);
 $primary->stop;
+
+sub children_of
+{
+	my ($parent) = @_;
+	my @children;
+	for my $stat (glob '/proc/[0-9]*/stat')
+	{
+		open my $fh, '<', $stat or next;
+		my $line = <$fh> // next;
+		# pid (comm) state ppid ...; comm may hold spaces and parentheses
+		push @children, $1 if $line =~ /^(\d+) \(.*\) \S+ (\d+) / && $2 == $parent;
+	}
+	return @children;
+}
 done_testing();
