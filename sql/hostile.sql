@@ -109,6 +109,11 @@ SELECT pg_temp.try($$SELECT replroute_pick_reader(max_lag => '-178000000 years')
 SELECT pg_temp.try($$SELECT replroute_pick_reader(max_lag => '178000000 years')$$);
 SELECT pg_temp.try($$SELECT replroute_pick_reader(max_lag => '2147483647 days 2147483647 hours')$$);
 SELECT pg_temp.try($$SELECT replroute_pick_reader(max_lag => '1 month -40 days')$$);
+-- Fields of mixed signs that overflow: the sign of the whole decides.
+SELECT pg_temp.try($$SELECT replroute_pick_reader(max_lag => '178000000 years -1 day')$$);
+SELECT pg_temp.try($$SELECT replroute_pick_reader(max_lag => '-178000000 years 1 day')$$);
+SELECT pg_temp.try($$SELECT replroute_pick_reader(max_lag => '2147483647 months -2147483648 days')$$);
+SELECT pg_temp.try($$SELECT count(*) FROM replroute_readers(max_lag => '-2147483647 days 2147483647 hours')$$);
 SELECT pg_temp.try($$SELECT replroute_pick_reader(max_lag => 'infinity')$$);
 SELECT pg_temp.try($$SELECT replroute_pick_reader(min_lsn => '0/0')$$);
 SELECT pg_temp.try($$SELECT replroute_pick_reader(min_lsn => 'FFFFFFFF/FFFFFFFF')$$);
@@ -125,6 +130,7 @@ SELECT pg_temp.try($$SELECT replroute_refresh(NULL)$$);
 SELECT pg_temp.try($$SELECT replroute_refresh('-1 s')$$);
 SELECT pg_temp.try($$SELECT replroute_refresh('-178000000 years')$$);
 SELECT replroute_refresh('178000000 years') AS refreshed;
+SELECT replroute_refresh('178000000 years -1 day') AS refreshed;
 SELECT replroute_refresh('0') IN (true, false) AS zero_timeout_answers;
 
 -- The trigger function called directly.

@@ -57,8 +57,18 @@ interval_usec(const Interval *interval)
 		pg_mul_s64_overflow((int64) interval->month, DAYS_PER_MONTH * USECS_PER_DAY, &months_usec) ||
 		pg_add_s64_overflow(interval->time, days_usec, &total) ||
 		pg_add_s64_overflow(total, months_usec, &total))
-		return (interval->time < 0 || interval->day < 0 || interval->month < 0)
-			? PG_INT64_MIN : PG_INT64_MAX;
+	{
+		/*
+		 * The sign of the whole, not of any one field: '178000000 years -1
+		 * day' is a long time, not a negative one.  Past 2^63 us a long
+		 * double's rounding cannot flip the sign.
+		 */
+		long double exact = (long double) interval->time +
+			(long double) interval->day * USECS_PER_DAY +
+			(long double) interval->month * DAYS_PER_MONTH * USECS_PER_DAY;
+
+		return exact < 0 ? PG_INT64_MIN : PG_INT64_MAX;
+	}
 	return total;
 }
 
