@@ -55,6 +55,10 @@ PG_CONFIG ?= pg_config
 # (which cannot compile the C++20 core with PGXS's flags).  "override",
 # because Makefile.global assigns with_llvm = yes after this line.
 override with_llvm = no
+# Track header dependencies (.deps/): a stale object built against an older
+# boundary header makes a module that crashes, not one that fails to build.
+# Object stems are unique across src/core and src/pg, as .deps/ is flat.
+override autodepend = yes
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
