@@ -68,8 +68,8 @@ typedef enum rr_node_state
 	RR_STATE_CATCHUP,          /* walsender in startup/catchup/backup */
 	RR_STATE_DISCONNECTED,     /* no walsender for its application_name */
 	RR_STATE_STALLED,          /* walsender present, no reply while WAL is pending */
-	RR_STATE_UNREACHABLE,      /* client-side probe failed (later release) */
-	RR_STATE_NOT_IN_RECOVERY,  /* probe says it is not a standby (later release) */
+	RR_STATE_UNREACHABLE,      /* client-side probe failed or timed out */
+	RR_STATE_NOT_IN_RECOVERY,  /* the probe's answer: pg_is_in_recovery() is false */
 	RR_STATE_SLOT_LOST,        /* its replication slot has wal_status = lost */
 	RR_STATE_DRAINED,          /* taken out by an operator */
 	RR_STATE_UNREGISTERED,     /* a walsender that matches no registered node */
@@ -113,6 +113,79 @@ const char *rr_wal_status_name(rr_wal_status status) RR_NOEXCEPT;
  * NULL or unknown text gives RR_WS_NONE / RR_WAL_NONE. */
 rr_walsender_state rr_parse_walsender_state(const char *text) RR_NOEXCEPT;
 rr_wal_status rr_parse_wal_status(const char *text) RR_NOEXCEPT;
+
+/* ---------------------------------------------------------------------------
+ * Client-side probes: one per registered node, driven by the worker.
+ *
+ * The core holds each target's state machine; the shim (src/pg/probe.c) holds
+ * the libpq connection and does what rr_probe_poll() asks, reporting back
+ * with the rr_probe_on_* events.  Times are the worker's clock.
+ * ------------------------------------------------------------------------- */
+typedef enum rr_probe_state
+{
+	RR_PROBE_OFF = 0,        /* probes switched off (replroute.probe = off) */
+	RR_PROBE_IDLE,           /* no connection yet */
+	RR_PROBE_CONNECTING,     /* connection being established, deadline running */
+	RR_PROBE_QUERYING,       /* query sent, deadline running */
+	RR_PROBE_OK,             /* connected, waiting for the next interval */
+	RR_PROBE_BACKOFF,        /* dropped after a failure, waiting to reconnect */
+	RR_PROBE_STATE_COUNT_
+} rr_probe_state;
+
+/* The last conclusion a probe reached. */
+typedef enum rr_probe_outcome
+{
+	RR_PROBE_PENDING = 0,    /* nothing concluded yet (or probes off) */
+	RR_PROBE_ANSWERED,       /* the last exchange was answered */
+	RR_PROBE_FAILED          /* the last connection or query failed or timed out */
+} rr_probe_outcome;
+
+typedef enum rr_probe_action
+{
+	RR_PROBE_DO_NOTHING = 0,
+	RR_PROBE_DO_CONNECT,     /* start a connection (PQconnectStartParams) */
+	RR_PROBE_DO_SEND,        /* send the probe query */
+	RR_PROBE_DO_DROP         /* close the connection (the machine recorded why) */
+} rr_probe_action;
+
+typedef struct rr_probe_settings
+{
+	int64_t interval_us;     /* replroute.probe_interval */
+	int64_t timeout_us;      /* replroute.probe_timeout */
+} rr_probe_settings;
+
+/* What a round's health evaluation learns from a node's probe. */
+typedef struct rr_probe_obs
+{
+	rr_probe_state state;
+	rr_probe_outcome outcome;
+	bool in_recovery;         /* valid when outcome == RR_PROBE_ANSWERED */
+	rr_lsn replay_lsn;        /* last answer's pg_last_wal_replay_lsn(); 0 if NULL */
+	bool replay_lsn_fresh;    /* answered recently enough to vouch for replay_lsn */
+	rr_timestamp answered_at; /* RR_NO_TIME: never answered */
+	char reason[RR_REASON_LEN]; /* why it failed, when outcome == RR_PROBE_FAILED */
+} rr_probe_obs;
+
+typedef struct rr_probe_target rr_probe_target;
+
+rr_probe_target *rr_probe_create(rr_error *error) RR_NOEXCEPT;
+void rr_probe_destroy(rr_probe_target *target) RR_NOEXCEPT;
+/* What the shim must do now; a deadline that passed yields RR_PROBE_DO_DROP. */
+rr_probe_action rr_probe_poll(rr_probe_target *target, rr_timestamp now,
+                              const rr_probe_settings *settings) RR_NOEXCEPT;
+/* When rr_probe_poll() next has something to do; RR_NO_TIME: at once. */
+rr_timestamp rr_probe_next_deadline(const rr_probe_target *target,
+                                    const rr_probe_settings *settings) RR_NOEXCEPT;
+void rr_probe_on_connected(rr_probe_target *target, rr_timestamp now) RR_NOEXCEPT;
+void rr_probe_on_answer(rr_probe_target *target, rr_timestamp now, bool in_recovery,
+                        rr_lsn replay_lsn) RR_NOEXCEPT;
+/* A failure libpq reported (message: its text, only the first line is kept);
+ * the shim closes the connection itself. */
+void rr_probe_on_failure(rr_probe_target *target, rr_timestamp now,
+                         const char *message) RR_NOEXCEPT;
+void rr_probe_observe(const rr_probe_target *target, rr_timestamp now,
+                      const rr_probe_settings *settings, rr_probe_obs *obs) RR_NOEXCEPT;
+const char *rr_probe_state_name(rr_probe_state state) RR_NOEXCEPT;
 
 /* ---------------------------------------------------------------------------
  * Inputs of one worker round
@@ -166,6 +239,8 @@ typedef struct rr_round_input
 	size_t n_walsenders;
 	const rr_slot_obs *slots;
 	size_t n_slots;
+	/* One per node, in the same order; NULL when probes are off. */
+	const rr_probe_obs *probes;
 } rr_round_input;
 
 /* Bounds the worker applies to every node; RR_NO_LIMIT switches one off.
@@ -220,8 +295,14 @@ typedef struct rr_node_entry
 	bool slot_active;
 	rr_wal_status wal_status;
 
+	/* client-side probe (probe_state == RR_PROBE_OFF: none) */
+	rr_probe_state probe_state;
+	rr_lsn probe_replay_lsn;  /* last answer's replay position; 0 none */
+	rr_timestamp probe_at;    /* last answer; RR_NO_TIME none */
+
 	/* derived */
-	rr_lsn known_replay_lsn; /* a lower bound of the node's replay position; 0 unknown */
+	rr_lsn known_replay_lsn; /* newest lower bound of the replay position (walsender
+	                          * feedback, fresh probe answer); 0 unknown */
 	int64_t lag_bytes;       /* primary flush LSN - replay LSN, idle-aware; RR_NO_DURATION unknown */
 	int64_t lag_us;          /* effective replay lag used for routing; RR_NO_DURATION unknown */
 	rr_timestamp observed_at;

@@ -12,6 +12,7 @@
 #include "evaluator.hpp"
 #include "event_log.hpp"
 #include "names.hpp"
+#include "probe.hpp"
 #include "routing.hpp"
 #include "shared_table.hpp"
 #include "validate.hpp"
@@ -46,6 +47,79 @@ extern "C"
 	rr_wal_status rr_parse_wal_status(const char *text) noexcept
 	{
 		return parse_wal_status(text);
+	}
+
+	/* --- probes ------------------------------------------------------------- */
+
+	const char *rr_probe_state_name(rr_probe_state state) noexcept
+	{
+		return probe_state_name(state);
+	}
+
+	rr_probe_target *rr_probe_create(rr_error *error) noexcept
+	{
+		rr_probe_target *target = nullptr;
+		guarded(error, "creating a probe",
+		        [&]
+		        {
+			        target = new rr_probe_target();
+			        return RR_OK;
+		        });
+		return target;
+	}
+
+	void rr_probe_destroy(rr_probe_target *target) noexcept
+	{
+		delete target;
+	}
+
+	rr_probe_action rr_probe_poll(rr_probe_target *target, rr_timestamp now,
+	                              const rr_probe_settings *settings) noexcept
+	{
+		if (target == nullptr || settings == nullptr)
+			return RR_PROBE_DO_NOTHING;
+		return target->impl.poll(now, *settings);
+	}
+
+	rr_timestamp rr_probe_next_deadline(const rr_probe_target *target,
+	                                    const rr_probe_settings *settings) noexcept
+	{
+		if (target == nullptr || settings == nullptr)
+			return RR_NO_TIME;
+		return target->impl.next_deadline(*settings);
+	}
+
+	void rr_probe_on_connected(rr_probe_target *target, rr_timestamp now) noexcept
+	{
+		if (target != nullptr)
+			target->impl.on_connected(now);
+	}
+
+	void rr_probe_on_answer(rr_probe_target *target, rr_timestamp now, bool in_recovery,
+	                        rr_lsn replay_lsn) noexcept
+	{
+		if (target != nullptr)
+			target->impl.on_answer(now, in_recovery, replay_lsn);
+	}
+
+	void rr_probe_on_failure(rr_probe_target *target, rr_timestamp now,
+	                         const char *message) noexcept
+	{
+		if (target != nullptr)
+			target->impl.on_failure(now, message);
+	}
+
+	void rr_probe_observe(const rr_probe_target *target, rr_timestamp now,
+	                      const rr_probe_settings *settings, rr_probe_obs *obs) noexcept
+	{
+		if (obs == nullptr)
+			return;
+		if (target == nullptr || settings == nullptr)
+		{
+			*obs = rr_probe_obs{};
+			return;
+		}
+		*obs = target->impl.observe(now, *settings);
 	}
 
 	/* --- shared table ------------------------------------------------------- */

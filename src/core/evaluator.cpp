@@ -162,6 +162,7 @@ std::span<const rr_node_entry> Evaluator::evaluate(const rr_round_input &input,
 			obs.slot = index_.slot_for(obs.walsender, memory.slot_name, field_view(node.name));
 			obs.history_lag_us = history_lag(obs.walsender);
 			obs.pending_us = pending(obs.walsender);
+			obs.probe = input.probes != nullptr ? &input.probes[i] : nullptr;
 			if (obs.slot != nullptr)
 				memory.slot_name.assign(field_view(obs.slot->slot_name));
 			/* On a standby nothing is judged: what follows a promotion is a
@@ -209,6 +210,8 @@ rr_status Evaluator::evaluate_and_publish(const rr_round_input &input,
 	if (!table_is_formatted(&table))
 		return fail(error, RR_ERR_NOT_READY, "the shared table was not initialised");
 
+	if (input.n_nodes > 0 && input.probes != nullptr && input.nodes == nullptr)
+		return fail(error, RR_ERR_NULL, "round input has probes without nodes");
 	std::span<const rr_node_entry> entries = evaluate(input, thresholds);
 
 	rr_table_header header = table_last_header(table);

@@ -184,6 +184,13 @@ void judge(const NodeObservation &in, const rr_thresholds &limits, rr_node_entry
 		return set_verdict(e, RR_STATE_UNKNOWN, "this server is a standby; route from the primary");
 	if (e.drained)
 		return set_verdict(e, RR_STATE_DRAINED, "drained by an operator");
+	if (in.probe != nullptr && in.probe->outcome == RR_PROBE_FAILED)
+		return set_verdict(e, RR_STATE_UNREACHABLE, "%.*s%s",
+		                   static_cast<int>(sizeof in.probe->reason), in.probe->reason,
+		                   ws != nullptr ? "; its walsender is still connected" : "");
+	if (in.probe != nullptr && in.probe->outcome == RR_PROBE_ANSWERED && !in.probe->in_recovery)
+		return set_verdict(e, RR_STATE_NOT_IN_RECOVERY,
+		                   "the node answers but is not in recovery: it may be a primary");
 	if (in.slot != nullptr && in.slot->wal_status == RR_WAL_LOST)
 		return set_verdict(e, RR_STATE_SLOT_LOST,
 		                   "slot '%s' lost: WAL removed before the standby received it",
@@ -278,6 +285,22 @@ rr_node_entry evaluate_node(const NodeObservation &in, const rr_thresholds &limi
 	const rr_walsender_obs *ws = in.walsender;
 	bool streaming = ws != nullptr && ws->state == RR_WS_STREAMING;
 	e.known_replay_lsn = streaming ? ws->replay_lsn : 0;
+	if (in.probe != nullptr)
+	{
+		e.probe_state = in.probe->state;
+		e.probe_replay_lsn = in.probe->replay_lsn;
+		e.probe_at = in.probe->answered_at;
+		/* Both are lower bounds of the same position: the newer one wins.
+		 * A stale or failed answer vouches for nothing. */
+		if (in.probe->replay_lsn_fresh && in.probe->in_recovery &&
+		    in.probe->replay_lsn > e.known_replay_lsn)
+			e.known_replay_lsn = in.probe->replay_lsn;
+	}
+	else
+	{
+		e.probe_state = RR_PROBE_OFF;
+		e.probe_at = RR_NO_TIME;
+	}
 	rr_lsn replay = ws != nullptr ? ws->replay_lsn : 0;
 	e.lag_bytes = lag_bytes_between(in.primary_flush_lsn, replay);
 	e.lag_us = effective_lag_us(in.primary_flush_lsn, replay, e.replay_lag_us, in.history_lag_us);

@@ -1,6 +1,9 @@
 /*
  * health.hpp -- the verdict on one node from one round's observation.
  *
+ * Probes that are off, or have concluded nothing yet, leave the verdict to
+ * the walsender data alone.
+ *
  * A pure function of its inputs: the evaluator supplies what it remembers
  * (the LSN-history estimate) and keeps state_since itself.
  *
@@ -8,6 +11,11 @@
  * a standby unusable, then what makes it merely behind):
  *   this server is a standby     -> unknown
  *   drained                      -> drained
+ *   probe: last exchange failed  -> unreachable (even with a walsender: a
+ *                                   frozen standby's walsender lingers until
+ *                                   wal_sender_timeout)
+ *   probe: answered, not in recovery -> not_in_recovery (maybe a split-brain
+ *                                   primary: never route there)
  *   slot wal_status lost         -> slot_lost
  *   no walsender                 -> disconnected
  *   walsender stopping           -> disconnected (it is going away)
@@ -39,6 +47,7 @@ struct NodeObservation
 	const rr_node_config *node = nullptr;        /* nullptr: an unregistered walsender */
 	const rr_walsender_obs *walsender = nullptr; /* nullptr: none */
 	const rr_slot_obs *slot = nullptr;           /* nullptr: none */
+	const rr_probe_obs *probe = nullptr;         /* nullptr: probes off */
 	bool in_recovery = false;
 	bool registry_available = true;
 	rr_lsn primary_flush_lsn = 0;

@@ -31,6 +31,11 @@ constexpr const char *kWalStatusNames[] = {
 };
 static_assert(sizeof kWalStatusNames / sizeof kWalStatusNames[0] == RR_WAL_COUNT_);
 
+constexpr const char *kProbeStateNames[] = {
+    "off", "idle", "connecting", "querying", "ok", "backoff",
+};
+static_assert(sizeof kProbeStateNames / sizeof kProbeStateNames[0] == RR_PROBE_STATE_COUNT_);
+
 template <size_t N>
 const char *name_of(const char *const (&names)[N], int value) noexcept
 {
@@ -53,6 +58,11 @@ int parse(const char *const (&names)[N], const char *text) noexcept
 }
 
 } // namespace
+
+const char *probe_state_name(rr_probe_state state) noexcept
+{
+	return name_of(kProbeStateNames, static_cast<int>(state));
+}
 
 const char *state_name(rr_node_state state) noexcept
 {

@@ -16,6 +16,7 @@ namespace replroute
 const char *state_name(rr_node_state state) noexcept;
 const char *walsender_state_name(rr_walsender_state state) noexcept;
 const char *wal_status_name(rr_wal_status status) noexcept;
+const char *probe_state_name(rr_probe_state state) noexcept;
 rr_walsender_state parse_walsender_state(const char *text) noexcept;
 rr_wal_status parse_wal_status(const char *text) noexcept;
 
