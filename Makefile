@@ -17,7 +17,10 @@ PGFILEDESC = "replroute - route reads to healthy hot standbys"
 EXTENSION = replroute
 DATA = replroute--1.0.sql
 
-PG_CPPFLAGS += -I include
+# libpq for the probes (src/pg/probe.c), linked as contrib's postgres_fdw
+# does under PGXS.
+PG_CPPFLAGS += -I include -I$(libpq_srcdir)
+SHLIB_LINK_INTERNAL = $(libpq)
 PG_CFLAGS += -Werror
 PG_CXXFLAGS += -std=c++20 -Werror
 SHLIB_LINK += -lstdc++
@@ -25,7 +28,7 @@ SHLIB_LINK += -lstdc++
 # pg_regress: a temporary instance with the library preloaded.  The port is
 # fixed below 32768 (pg_regress's default temporary port is in the ephemeral
 # range, where it can collide with outgoing connections).
-REGRESS = registry bad_input routing privileges worker events settings hostile
+REGRESS = registry bad_input routing privileges worker events settings hostile probes
 REGRESS_OPTS = --temp-config=test/regress.conf \
 	--temp-instance=./tmp_check_regress --port=25432
 

@@ -191,7 +191,10 @@ CREATE FUNCTION @extschema@.replroute_node_status(
 	OUT slot_active boolean,
 	OUT wal_status text,
 	OUT state_since timestamptz,
-	OUT observed_at timestamptz)
+	OUT observed_at timestamptz,
+	OUT probe_state text,
+	OUT probe_replay_lsn pg_lsn,
+	OUT probe_at timestamptz)
 RETURNS SETOF record
 LANGUAGE C VOLATILE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp

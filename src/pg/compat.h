@@ -14,6 +14,7 @@
 #include "access/xlog.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "utils/memutils.h"
 
 #if PG_VERSION_NUM < 150000
 #error "replroute requires PostgreSQL 15 or later"
@@ -42,6 +43,18 @@ static inline XLogRecPtr
 rr_flush_lsn(void)
 {
 	return GetFlushRecPtr(NULL);
+}
+
+/* A wait event set that lives as long as the process (17 moved it from a
+ * memory context to a resource owner; NULL owner means "until freed"). */
+static inline WaitEventSet *
+rr_create_wait_event_set(int nevents)
+{
+#if PG_VERSION_NUM >= 170000
+	return CreateWaitEventSet(NULL, nevents);
+#else
+	return CreateWaitEventSet(TopMemoryContext, nevents);
+#endif
 }
 
 #endif /* REPLROUTE_PG_COMPAT_H */

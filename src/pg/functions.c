@@ -36,7 +36,7 @@ PG_FUNCTION_INFO_V1(replroute_event_log);
 #define REFRESH_RECHECK_MS 100
 
 #define READERS_COLUMNS 7
-#define NODE_STATUS_COLUMNS 26
+#define NODE_STATUS_COLUMNS 29
 #define WORKER_STATUS_COLUMNS 6
 #define EVENT_LOG_COLUMNS 6
 
@@ -355,6 +355,10 @@ replroute_node_status(PG_FUNCTION_ARGS)
 				 ? rr_wal_status_name(entry->wal_status) : NULL);
 		put_time(values, nulls, 24, entry->state_since);
 		put_time(values, nulls, 25, entry->observed_at);
+		put_text(values, nulls, 26,
+				 entry->registered ? rr_probe_state_name(entry->probe_state) : NULL);
+		put_lsn(values, nulls, 27, entry->probe_replay_lsn);
+		put_time(values, nulls, 28, entry->registered ? entry->probe_at : RR_NO_TIME);
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

@@ -26,6 +26,8 @@
 #include "storage/shmem.h"
 #include "utils/guc.h"
 
+#include "libpq-fe.h"
+
 #include "replroute_pg.h"
 
 PG_MODULE_MAGIC;
@@ -45,6 +47,10 @@ int			rr_guc_policy = RR_POLICY_WEIGHTED;
 int			rr_guc_fallback = RR_FALLBACK_NONE;
 char	   *rr_guc_primary_name = NULL;
 int			rr_guc_event_log_size = 1000;
+bool		rr_guc_probe = true;
+int			rr_guc_probe_interval_ms = 250;
+int			rr_guc_probe_timeout_ms = 1000;
+char	   *rr_guc_probe_conninfo = NULL;
 
 RrWorkerShared *rr_shared = NULL;
 
@@ -67,6 +73,7 @@ static const struct config_enum_entry fallback_options[] = {
 
 static void define_gucs(void);
 static bool check_stall_timeout(int *newval, void **extra, GucSource source);
+static bool check_probe_conninfo(char **newval, void **extra, GucSource source);
 static void rr_shmem_request(void);
 static void rr_shmem_startup(void);
 static uint32 table_capacity(void);
@@ -258,6 +265,49 @@ define_gucs(void)
 							0,
 							NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("replroute.probe",
+							 "Probe every registered standby over a client connection.",
+							 "Detects a hung standby (whose walsender lingers until "
+							 "wal_sender_timeout) and a standby that is not in recovery. "
+							 "Switch off where the primary cannot reach the standbys' "
+							 "client port; nodes are then judged on walsender data alone.",
+							 &rr_guc_probe,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("replroute.probe_interval",
+							"Time between two probe queries to the same standby.",
+							"Each probe is one trivial query on one persistent connection.",
+							&rr_guc_probe_interval_ms,
+							250,
+							10, 60 * 60 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("replroute.probe_timeout",
+							"Time a probe connection or query may take before the standby is unreachable.",
+							"The connection is then dropped and re-established with a "
+							"backoff that starts at replroute.probe_interval and grows to 5 s.",
+							&rr_guc_probe_timeout_ms,
+							1000,
+							10, 10 * 60 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("replroute.probe_conninfo",
+							   "Connection options of the probes (user, dbname, sslmode, passfile, ...).",
+							   "Host and port come from the registry and may not be set here; "
+							   "a password may not be set here either: use a password file.",
+							   &rr_guc_probe_conninfo,
+							   "dbname=postgres",
+							   PGC_SIGHUP,
+							   0,
+							   check_probe_conninfo, NULL, NULL);
+
 	MarkGUCPrefixReserved("replroute");
 }
 
@@ -270,6 +320,53 @@ check_stall_timeout(int *newval, void **extra, GucSource source)
 		GUC_check_errdetail("Use -1 to switch the stall check off, or a positive time.");
 		return false;
 	}
+	return true;
+}
+
+/*
+ * The value is never echoed: GUC's default complaint prints it, and a
+ * rejected value is exactly the one that may hold a password.
+ */
+static bool
+check_probe_conninfo(char **newval, void **extra, GucSource source)
+{
+	PQconninfoOption *options;
+	char	   *parse_error = NULL;
+
+	if (*newval == NULL)
+		return true;
+	options = PQconninfoParse(*newval, &parse_error);
+	if (options == NULL)
+	{
+		if (parse_error != NULL)
+			PQfreemem(parse_error);
+		GUC_check_errmsg("replroute.probe_conninfo is not a valid connection string");
+		GUC_check_errdetail("Write keyword=value pairs, such as 'dbname=postgres user=monitor'.");
+		return false;
+	}
+	for (PQconninfoOption *option = options; option->keyword != NULL; option++)
+	{
+		if (option->val == NULL)
+			continue;
+		if (strcmp(option->keyword, "password") == 0)
+		{
+			PQconninfoFree(options);
+			GUC_check_errmsg("replroute.probe_conninfo must not contain a password");
+			GUC_check_errhint("Use a password file (passfile=...) or an authentication "
+							  "method without a password for the probe's user.");
+			return false;
+		}
+		if (strcmp(option->keyword, "host") == 0 ||
+			strcmp(option->keyword, "hostaddr") == 0 ||
+			strcmp(option->keyword, "port") == 0)
+		{
+			GUC_check_errmsg("replroute.probe_conninfo must not set \"%s\"", option->keyword);
+			GUC_check_errdetail("Every probe connects to the host and port its node was registered with.");
+			PQconninfoFree(options);
+			return false;
+		}
+	}
+	PQconninfoFree(options);
 	return true;
 }
 

@@ -41,6 +41,10 @@ extern int	rr_guc_policy;
 extern int	rr_guc_fallback;
 extern char *rr_guc_primary_name;
 extern int	rr_guc_event_log_size;
+extern bool rr_guc_probe;
+extern int	rr_guc_probe_interval_ms;
+extern int	rr_guc_probe_timeout_ms;
+extern char *rr_guc_probe_conninfo;
 
 /*
  * Shared state of the worker, next to the core's table.
@@ -82,6 +86,15 @@ extern rr_thresholds rr_current_thresholds(void);
 /* worker.c */
 extern void rr_register_worker(void);
 extern PGDLLEXPORT void replroute_worker_main(Datum main_arg);
+
+/* probe.c: the worker's client connections to the standbys */
+extern void rr_probes_init(void);
+extern void rr_probes_sync(const rr_node_config *nodes, size_t n_nodes);
+extern void rr_probes_observe(size_t n_nodes, rr_probe_obs *out, TimestampTz now);
+extern void rr_probes_drive(TimestampTz now);
+extern TimestampTz rr_probes_next_deadline(void);
+extern bool rr_probes_wait(TimestampTz deadline);
+extern void rr_probes_close_all(void);
 
 /* registry.c */
 extern void rr_registry_xact_callback_init(void);

@@ -12,8 +12,9 @@
  *   4. NOTIFY replroute for each new event, in the same transaction, so that
  *      listeners hear of it at commit, after the table shows it.  A standby
  *      cannot NOTIFY (no xid in recovery): there the events are only logged.
- * Between rounds it sleeps on its latch for replroute.poll_interval; backends
- * set the latch when the registry changes or replroute_refresh() is called.
+ * Between rounds it waits for replroute.poll_interval on its latch and on the
+ * sockets of the probes (probe.c), which it drives in between; backends set
+ * the latch when the registry changes or replroute_refresh() is called.
  *
  * The queries are SPI plans prepared once and kept.  The registry plan names
  * the extension's schema, so it is re-prepared whenever the extension is
@@ -163,28 +164,58 @@ replroute_worker_main(Datum main_arg)
 	ereport(LOG,
 			(errmsg("replroute worker started in database \"%s\"", rr_guc_database)));
 
-	for (;;)
+	rr_probes_init();
+
+	/*
+	 * Rounds keep their own pace (every replroute.poll_interval, or at once
+	 * when a backend sets the latch); between them the probes are driven by
+	 * their sockets and deadlines in the same wait.
+	 */
 	{
-		run_round(state);
+		bool		round_due = true;
+		TimestampTz next_round = 0;
 
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 rr_guc_poll_interval_ms,
-						 PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-
-		CHECK_FOR_INTERRUPTS();
-
-		if (ConfigReloadPending)
+		for (;;)
 		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-			if (rr_guc_stale_after_ms <= rr_guc_poll_interval_ms)
-				ereport(WARNING,
-						(errmsg("replroute.stale_after (%d ms) is not larger than "
-								"replroute.poll_interval (%d ms): published data will "
-								"often be stale and nothing will be routed",
-								rr_guc_stale_after_ms, rr_guc_poll_interval_ms)));
+			TimestampTz deadline;
+			TimestampTz probe_deadline;
+
+			if (round_due)
+			{
+				TimestampTz started = GetCurrentTimestamp();
+
+				run_round(state);
+				next_round = TimestampTzPlusMilliseconds(started, rr_guc_poll_interval_ms);
+				round_due = false;
+			}
+			rr_probes_drive(GetCurrentTimestamp());
+
+			deadline = next_round;
+			probe_deadline = rr_probes_next_deadline();
+			if (probe_deadline < deadline)
+				deadline = probe_deadline;
+			if (rr_probes_wait(deadline))
+			{
+				ResetLatch(MyLatch);
+				round_due = true;
+			}
+
+			CHECK_FOR_INTERRUPTS();
+
+			if (ConfigReloadPending)
+			{
+				ConfigReloadPending = false;
+				ProcessConfigFile(PGC_SIGHUP);
+				if (rr_guc_stale_after_ms <= rr_guc_poll_interval_ms)
+					ereport(WARNING,
+							(errmsg("replroute.stale_after (%d ms) is not larger than "
+									"replroute.poll_interval (%d ms): published data will "
+									"often be stale and nothing will be routed",
+									rr_guc_stale_after_ms, rr_guc_poll_interval_ms)));
+				round_due = true;
+			}
+			if (GetCurrentTimestamp() >= next_round)
+				round_due = true;
 		}
 	}
 }
@@ -201,6 +232,8 @@ worker_on_exit(int code, Datum arg)
 		rr_shared->proc_number = RR_INVALID_PROC_NUMBER;
 	}
 	SpinLockRelease(&rr_shared->mutex);
+
+	rr_probes_close_all();
 
 	if (state->evaluator != NULL)
 	{
@@ -247,7 +280,24 @@ run_round(WorkerState *state)
 	input.n_nodes = read_registry(state, &nodes, &input.registry_available);
 	input.nodes = nodes;
 
+	/*
+	 * Registry changes reach the probes here; their last conclusions go into
+	 * this round's verdict.  A standby's worker routes nothing, so it probes
+	 * nothing: each standby carries one probe connection, the primary's.
+	 */
 	input.in_recovery = RecoveryInProgress();
+	if (input.in_recovery)
+		rr_probes_sync(NULL, 0);
+	else
+		rr_probes_sync(nodes, input.n_nodes);
+	if (rr_guc_probe && !input.in_recovery && input.n_nodes > 0)
+	{
+		rr_probe_obs *probes = palloc0(sizeof(rr_probe_obs) * input.n_nodes);
+
+		rr_probes_observe(input.n_nodes, probes, GetCurrentTimestamp());
+		input.probes = probes;
+	}
+
 	input.primary_flush_lsn = input.in_recovery ? 0 : rr_flush_lsn();
 	input.worker_pid = MyProcPid;
 	input.now = GetCurrentTimestamp();

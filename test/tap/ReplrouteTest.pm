@@ -18,6 +18,9 @@ our @EXPORT = qw(new_primary add_standby pick_counts node_field wait_for_state
 sub new_primary
 {
 	my ($name, %conf) = @_;
+	# Generous, so that a loaded machine never makes a healthy standby
+	# unreachable in a suite about something else; 005_probes sets its own.
+	$conf{'replroute.probe_timeout'} //= '10s';
 	my $node = PostgreSQL::Test::Cluster->new($name);
 	$node->init(allows_streaming => 1);
 	my $extra = join('', map { "$_ = '$conf{$_}'\n" } sort keys %conf);

@@ -113,6 +113,7 @@ struct Round
 	std::vector<rr_node_config> nodes;
 	std::vector<rr_walsender_obs> walsenders;
 	std::vector<rr_slot_obs> slots;
+	std::vector<rr_probe_obs> probes; /* empty: probes off; else one per node */
 	rr_timestamp now = kT0;
 	rr_lsn flush = 1000;
 	bool in_recovery = false;
@@ -133,6 +134,7 @@ struct Round
 		in.n_walsenders = walsenders.size();
 		in.slots = slots.data();
 		in.n_slots = slots.size();
+		in.probes = probes.empty() ? nullptr : probes.data();
 		return in;
 	}
 };

@@ -291,3 +291,39 @@ TEST(ProbeHealth, ProbeStateNames)
 	EXPECT_STREQ(rr_probe_state_name(RR_PROBE_BACKOFF), "backoff");
 	EXPECT_STREQ(rr_probe_state_name(static_cast<rr_probe_state>(99)), "invalid");
 }
+
+/* Through the boundary: a hung standby's entry, min_lsn from the probe. */
+TEST(ProbeHealth, EvaluatorPairsProbesWithNodesAndRoutesByThem)
+{
+	World world;
+	Round round;
+	round.flush = 5000;
+	round.nodes = {node("s1"), node("s2")};
+	round.walsenders = {walsender("s1", 11, 4000), walsender("s2", 12, 4000)};
+	round.probes.resize(2);
+	round.probes[0].state = RR_PROBE_BACKOFF;
+	round.probes[0].outcome = RR_PROBE_FAILED;
+	std::snprintf(round.probes[0].reason, sizeof round.probes[0].reason,
+	              "probe timed out after 1 s");
+	round.probes[1].state = RR_PROBE_OK;
+	round.probes[1].outcome = RR_PROBE_ANSWERED;
+	round.probes[1].in_recovery = true;
+	round.probes[1].replay_lsn = 4800;
+	round.probes[1].replay_lsn_fresh = true;
+	round.probes[1].answered_at = kT0;
+	ASSERT_EQ(world.publish(round), RR_OK) << world.last_error.message;
+
+	Snapshot snap = world.snap();
+	ASSERT_NE(snap.find("s1"), nullptr);
+	EXPECT_EQ(snap.find("s1")->state, RR_STATE_UNREACHABLE);
+	EXPECT_EQ(snap.find("s2")->state, RR_STATE_HEALTHY);
+	EXPECT_EQ(snap.find("s2")->known_replay_lsn, 4800u);
+
+	rr_pick_request req = request(kT0);
+	req.min_lsn = 4700; /* past the walsender's feedback, within the probe's answer */
+	rr_pick_result result = world.pick(req);
+	ASSERT_TRUE(result.found);
+	EXPECT_STREQ(result.name, "s2");
+	req.min_lsn = 4900;
+	EXPECT_FALSE(world.pick(req).found);
+}

@@ -1,0 +1,498 @@
+/*
+ * probe.c -- the worker's client connections to the registered standbys.
+ *
+ * Map: one ProbeConn per registered node (same order as the registry rows of
+ * the last round), each holding a non-blocking libpq connection and the core's
+ * state machine for it (rr_probe_target).  The machine decides what to do and
+ * when; this file only does it -- start a connection, send the query, read
+ * the answer, close -- and reports back.  No policy here.
+ *
+ * The worker waits in rr_probes_wait() on one WaitEventSet that holds its
+ * latch, postmaster death and every probe socket, with the nearest deadline
+ * (next round, next probe, earliest probe timeout) as timeout, so a standby
+ * that never answers delays neither the rounds nor the other probes.  The set
+ * is rebuilt only when a socket or the events wanted on it change.
+ *
+ * libpq is told only what it must: the registry's host and port are passed as
+ * separate keywords after the expanded replroute.probe_conninfo, so neither a
+ * registry value nor the setting can redirect a probe, and libpq's messages
+ * (kept in reasons, first line only) never contain a password because the
+ * setting may not hold one.  Host names are resolved by libpq synchronously
+ * when a connection starts; register addresses or socket directories where
+ * the resolver may be slow.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
+#include "utils/pg_lsn.h"
+#include "utils/wait_event.h"
+
+#include "libpq-fe.h"
+
+#include "replroute_pg.h"
+
+static const char *const probe_query =
+"SELECT pg_catalog.pg_is_in_recovery(), pg_catalog.pg_last_wal_replay_lsn()";
+
+typedef struct ProbeConn
+{
+	char		name[RR_NAME_LEN];
+	char		host[RR_HOST_LEN];
+	int32		port;
+	rr_probe_target *machine;
+	PGconn	   *conn;
+	bool		connecting;		/* between PQconnectStartParams and POLLING_OK */
+	PostgresPollingStatusType poll_status;	/* what PQconnectPoll waits for */
+	bool		querying;		/* the probe query is outstanding */
+	bool		flush_pending;	/* PQflush could not send everything */
+	bool		ready;			/* the wait reported its socket */
+	/* the answer being read */
+	bool		got_row;
+	bool		in_recovery;
+	rr_lsn		replay_lsn;
+	char		query_error[RR_ERROR_LEN];
+	/* what the wait set holds for it */
+	pgsocket	sock_in_set;
+	uint32		events_in_set;
+} ProbeConn;
+
+static ProbeConn *probes;		/* capacity entries; the first n_probes used */
+static ProbeConn *scratch;		/* for rr_probes_sync */
+static int	capacity;
+static int	n_probes;
+static char *conninfo_in_use;	/* replroute.probe_conninfo the machines were made for */
+static WaitEventSet *wait_set;
+static WaitEvent *occurred;
+static bool rebuild_wait_set = true;
+
+static rr_probe_settings
+current_settings(void)
+{
+	rr_probe_settings settings;
+
+	settings.interval_us = (int64) rr_guc_probe_interval_ms * 1000;
+	settings.timeout_us = (int64) rr_guc_probe_timeout_ms * 1000;
+	return settings;
+}
+
+void
+rr_probes_init(void)
+{
+	capacity = rr_guc_max_nodes;
+	probes = MemoryContextAllocZero(TopMemoryContext, sizeof(ProbeConn) * capacity);
+	scratch = MemoryContextAllocZero(TopMemoryContext, sizeof(ProbeConn) * capacity);
+	occurred = MemoryContextAllocZero(TopMemoryContext, sizeof(WaitEvent) * (capacity + 2));
+	n_probes = 0;
+	rebuild_wait_set = true;
+}
+
+static void
+close_conn(ProbeConn *p)
+{
+	if (p->conn != NULL)
+		PQfinish(p->conn);
+	p->conn = NULL;
+	p->connecting = false;
+	p->querying = false;
+	p->flush_pending = false;
+	p->ready = false;
+}
+
+static void
+destroy_probe(ProbeConn *p)
+{
+	close_conn(p);
+	rr_probe_destroy(p->machine);
+	p->machine = NULL;
+}
+
+static void
+fail(ProbeConn *p, TimestampTz now, const char *message)
+{
+	rr_probe_on_failure(p->machine, (rr_timestamp) now, message);
+	close_conn(p);
+}
+
+void
+rr_probes_close_all(void)
+{
+	for (int i = 0; i < n_probes; i++)
+		destroy_probe(&probes[i]);
+	n_probes = 0;
+	rebuild_wait_set = true;
+}
+
+/*
+ * Keeps one probe per node, in the nodes' order.  A node whose host or port
+ * changed starts afresh, and so does every probe when the connection options
+ * changed: its answers were about another endpoint.
+ */
+void
+rr_probes_sync(const rr_node_config *nodes, size_t n_nodes)
+{
+	int			n_new = 0;
+	rr_error	error;
+
+	if (!rr_guc_probe)
+	{
+		if (n_probes > 0)
+			rr_probes_close_all();
+		return;
+	}
+	if (conninfo_in_use == NULL || strcmp(conninfo_in_use, rr_guc_probe_conninfo) != 0)
+	{
+		rr_probes_close_all();
+		if (conninfo_in_use != NULL)
+			pfree(conninfo_in_use);
+		conninfo_in_use = MemoryContextStrdup(TopMemoryContext, rr_guc_probe_conninfo);
+	}
+
+	for (size_t i = 0; i < n_nodes && n_new < capacity; i++)
+	{
+		const rr_node_config *node = &nodes[i];
+		ProbeConn  *target = &scratch[n_new++];
+		int			found = -1;
+
+		for (int j = 0; j < n_probes; j++)
+			if (probes[j].machine != NULL &&
+				strcmp(probes[j].name, node->name) == 0 &&
+				strcmp(probes[j].host, node->host) == 0 &&
+				probes[j].port == node->port)
+			{
+				found = j;
+				break;
+			}
+		if (found >= 0)
+		{
+			*target = probes[found];
+			probes[found].machine = NULL;	/* moved */
+			probes[found].conn = NULL;
+			continue;
+		}
+		memset(target, 0, sizeof(*target));
+		strlcpy(target->name, node->name, sizeof(target->name));
+		strlcpy(target->host, node->host, sizeof(target->host));
+		target->port = node->port;
+		target->sock_in_set = PGINVALID_SOCKET;
+		memset(&error, 0, sizeof(error));
+		target->machine = rr_probe_create(&error);
+		if (target->machine == NULL)
+		{
+			n_new--;
+			rr_report_core_error(&error, "replroute worker could not create a probe");
+		}
+	}
+	for (int j = 0; j < n_probes; j++)
+		if (probes[j].machine != NULL)
+			destroy_probe(&probes[j]);
+
+	memcpy(probes, scratch, sizeof(ProbeConn) * n_new);
+	n_probes = n_new;
+	rebuild_wait_set = true;	/* entries moved: user_data pointers changed */
+}
+
+/* Fills out[0..n_nodes): the probes are in the nodes' order after a sync. */
+void
+rr_probes_observe(size_t n_nodes, rr_probe_obs *out, TimestampTz now)
+{
+	rr_probe_settings settings = current_settings();
+
+	for (size_t i = 0; i < n_nodes; i++)
+	{
+		if ((int) i < n_probes)
+			rr_probe_observe(probes[i].machine, (rr_timestamp) now, &settings, &out[i]);
+		else
+			memset(&out[i], 0, sizeof(out[i]));	/* over capacity: pending */
+	}
+}
+
+static void
+start_connect(ProbeConn *p, TimestampTz now)
+{
+	const char *keywords[5];
+	const char *values[5];
+	char		port[16];
+
+	snprintf(port, sizeof(port), "%d", (int) p->port);
+	/* Later keywords override what the expanded dbname (the setting) says. */
+	keywords[0] = "dbname";
+	values[0] = rr_guc_probe_conninfo;
+	keywords[1] = "host";
+	values[1] = p->host;
+	keywords[2] = "port";
+	values[2] = port;
+	keywords[3] = "fallback_application_name";
+	values[3] = "replroute probe";
+	keywords[4] = NULL;
+	values[4] = NULL;
+
+	p->conn = PQconnectStartParams(keywords, values, 1);
+	if (p->conn == NULL)
+	{
+		fail(p, now, "out of memory starting a connection");
+		return;
+	}
+	if (PQstatus(p->conn) == CONNECTION_BAD)
+	{
+		fail(p, now, PQerrorMessage(p->conn));
+		return;
+	}
+	p->connecting = true;
+	/* As if PQconnectPoll had returned POLLING_WRITING (libpq's contract). */
+	p->poll_status = PGRES_POLLING_WRITING;
+	p->ready = false;
+}
+
+static void
+advance_connect(ProbeConn *p, TimestampTz now)
+{
+	/* Only when the socket is ready: PQconnectPoll reads a pending connect()'s
+	 * outcome with getsockopt and would take "not yet" for success. */
+	if (!p->ready)
+		return;
+	p->ready = false;
+	p->poll_status = PQconnectPoll(p->conn);
+	switch (p->poll_status)
+	{
+		case PGRES_POLLING_OK:
+			p->connecting = false;
+			if (PQsetnonblocking(p->conn, 1) != 0)
+			{
+				fail(p, now, PQerrorMessage(p->conn));
+				return;
+			}
+			rr_probe_on_connected(p->machine, (rr_timestamp) now);
+			break;
+		case PGRES_POLLING_FAILED:
+			fail(p, now, PQerrorMessage(p->conn));
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+send_query(ProbeConn *p, TimestampTz now)
+{
+	int			flushed;
+
+	if (p->conn == NULL || p->connecting)
+	{
+		fail(p, now, "no connection to send the probe on");
+		return;
+	}
+	if (!PQsendQuery(p->conn, probe_query))
+	{
+		fail(p, now, PQerrorMessage(p->conn));
+		return;
+	}
+	flushed = PQflush(p->conn);
+	if (flushed < 0)
+	{
+		fail(p, now, PQerrorMessage(p->conn));
+		return;
+	}
+	p->flush_pending = flushed == 1;
+	p->querying = true;
+	p->got_row = false;
+	p->query_error[0] = '\0';
+}
+
+static void
+take_result(ProbeConn *p, PGresult *result)
+{
+	if (PQresultStatus(result) == PGRES_TUPLES_OK &&
+		PQntuples(result) == 1 && PQnfields(result) == 2)
+	{
+		p->got_row = true;
+		p->in_recovery = strcmp(PQgetvalue(result, 0, 0), "t") == 0;
+		p->replay_lsn = 0;
+		if (!PQgetisnull(result, 0, 1))
+		{
+			unsigned int hi,
+						lo;
+
+			if (sscanf(PQgetvalue(result, 0, 1), "%X/%X", &hi, &lo) == 2)
+				p->replay_lsn = ((rr_lsn) hi << 32) | lo;
+		}
+	}
+	else if (p->query_error[0] == '\0')
+	{
+		const char *message = PQresultErrorMessage(result);
+
+		snprintf(p->query_error, sizeof(p->query_error), "probe query failed: %s",
+				 message && message[0] ? message : PQresStatus(PQresultStatus(result)));
+	}
+}
+
+/* Reads whatever arrived: the answer, a notice, or the end of the connection. */
+static void
+read_input(ProbeConn *p, TimestampTz now)
+{
+	if (!p->ready)
+		return;
+	p->ready = false;
+	if (!PQconsumeInput(p->conn))
+	{
+		fail(p, now, PQerrorMessage(p->conn));
+		return;
+	}
+	if (p->flush_pending)
+	{
+		int			flushed = PQflush(p->conn);
+
+		if (flushed < 0)
+		{
+			fail(p, now, PQerrorMessage(p->conn));
+			return;
+		}
+		p->flush_pending = flushed == 1;
+	}
+	while (!PQisBusy(p->conn))
+	{
+		PGresult   *result = PQgetResult(p->conn);
+
+		if (result == NULL)
+		{
+			if (!p->querying)
+				return;
+			p->querying = false;
+			if (p->got_row && p->query_error[0] == '\0')
+				rr_probe_on_answer(p->machine, (rr_timestamp) now, p->in_recovery, p->replay_lsn);
+			else
+				fail(p, now, p->query_error[0] ? p->query_error : "probe query returned no row");
+			return;
+		}
+		if (p->querying)
+			take_result(p, result);
+		PQclear(result);
+	}
+}
+
+void
+rr_probes_drive(TimestampTz now)
+{
+	rr_probe_settings settings = current_settings();
+
+	for (int i = 0; i < n_probes; i++)
+	{
+		ProbeConn  *p = &probes[i];
+
+		if (p->conn != NULL)
+		{
+			if (p->connecting)
+				advance_connect(p, now);
+			else
+				read_input(p, now);
+		}
+		/* A few steps at most: connected -> send is two in one go. */
+		for (int step = 0; step < 3; step++)
+		{
+			rr_probe_action action = rr_probe_poll(p->machine, (rr_timestamp) now, &settings);
+
+			if (action == RR_PROBE_DO_NOTHING)
+				break;
+			if (action == RR_PROBE_DO_CONNECT)
+			{
+				close_conn(p);
+				start_connect(p, now);
+			}
+			else if (action == RR_PROBE_DO_SEND)
+				send_query(p, now);
+			else if (action == RR_PROBE_DO_DROP)
+				close_conn(p);
+		}
+	}
+}
+
+TimestampTz
+rr_probes_next_deadline(void)
+{
+	rr_probe_settings settings = current_settings();
+	TimestampTz earliest = DT_NOEND;
+
+	for (int i = 0; i < n_probes; i++)
+	{
+		rr_timestamp at = rr_probe_next_deadline(probes[i].machine, &settings);
+
+		if (at == RR_NO_TIME)
+			return GetCurrentTimestamp();
+		if ((TimestampTz) at < earliest)
+			earliest = (TimestampTz) at;
+	}
+	return earliest;
+}
+
+static uint32
+wanted_events(const ProbeConn *p)
+{
+	if (p->conn == NULL || PQsocket(p->conn) == PGINVALID_SOCKET)
+		return 0;
+	if (p->connecting)
+		return p->poll_status == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
+	/* Readable also between queries: a closed connection shows at once. */
+	return WL_SOCKET_READABLE | (p->flush_pending ? WL_SOCKET_WRITEABLE : 0);
+}
+
+static void
+ensure_wait_set(void)
+{
+	bool		changed = rebuild_wait_set || wait_set == NULL;
+
+	for (int i = 0; i < n_probes && !changed; i++)
+	{
+		const ProbeConn *p = &probes[i];
+		uint32		events = wanted_events(p);
+		pgsocket	sock = events ? PQsocket(p->conn) : PGINVALID_SOCKET;
+
+		changed = events != p->events_in_set || sock != p->sock_in_set;
+	}
+	if (!changed)
+		return;
+
+	if (wait_set != NULL)
+		FreeWaitEventSet(wait_set);
+	wait_set = rr_create_wait_event_set(n_probes + 2);
+	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	for (int i = 0; i < n_probes; i++)
+	{
+		ProbeConn  *p = &probes[i];
+		uint32		events = wanted_events(p);
+
+		p->events_in_set = events;
+		p->sock_in_set = events ? PQsocket(p->conn) : PGINVALID_SOCKET;
+		if (events)
+			AddWaitEventToSet(wait_set, events, p->sock_in_set, NULL, p);
+	}
+	rebuild_wait_set = false;
+}
+
+/*
+ * Waits until the deadline, the latch or a probe socket; marks the ready
+ * probes.  True when the latch was set (a backend asked for a round).
+ */
+bool
+rr_probes_wait(TimestampTz deadline)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	long		timeout_ms = 0;
+	int			n;
+	bool		latch = false;
+
+	if (deadline > now)
+		timeout_ms = (long) Min((deadline - now + 999) / 1000, (int64) INT_MAX);
+
+	ensure_wait_set();
+	n = WaitEventSetWait(wait_set, timeout_ms, occurred, n_probes + 2, PG_WAIT_EXTENSION);
+	for (int i = 0; i < n; i++)
+	{
+		if (occurred[i].events & WL_LATCH_SET)
+			latch = true;
+		else if (occurred[i].user_data != NULL)
+			((ProbeConn *) occurred[i].user_data)->ready = true;
+	}
+	return latch;
+}
