@@ -184,10 +184,6 @@ void judge(const NodeObservation &in, const rr_thresholds &limits, rr_node_entry
 		return set_verdict(e, RR_STATE_UNKNOWN, "this server is a standby; route from the primary");
 	if (e.drained)
 		return set_verdict(e, RR_STATE_DRAINED, "drained by an operator");
-	if (in.probe != nullptr && in.probe->outcome == RR_PROBE_FAILED)
-		return set_verdict(e, RR_STATE_UNREACHABLE, "%.*s%s",
-		                   static_cast<int>(sizeof in.probe->reason), in.probe->reason,
-		                   ws != nullptr ? "; its walsender is still connected" : "");
 	if (in.probe != nullptr && in.probe->outcome == RR_PROBE_ANSWERED && !in.probe->in_recovery)
 		return set_verdict(e, RR_STATE_NOT_IN_RECOVERY,
 		                   "the node answers but is not in recovery: it may be a primary");
@@ -195,9 +191,21 @@ void judge(const NodeObservation &in, const rr_thresholds &limits, rr_node_entry
 		return set_verdict(e, RR_STATE_SLOT_LOST,
 		                   "slot '%s' lost: WAL removed before the standby received it",
 		                   e.slot_name);
+	bool probe_failed = in.probe != nullptr && in.probe->outcome == RR_PROBE_FAILED;
 	if (ws == nullptr)
+	{
+		if (probe_failed)
+			return set_verdict(e, RR_STATE_DISCONNECTED,
+			                   "no walsender with application_name '%s'; %.*s", e.application_name,
+			                   static_cast<int>(sizeof in.probe->reason), in.probe->reason);
 		return set_verdict(e, RR_STATE_DISCONNECTED, "no walsender with application_name '%s'",
 		                   e.application_name);
+	}
+	/* A frozen standby's walsender lingers until wal_sender_timeout: the
+	 * probe is the fresher witness. */
+	if (probe_failed)
+		return set_verdict(e, RR_STATE_UNREACHABLE, "%.*s; its walsender is still connected",
+		                   static_cast<int>(sizeof in.probe->reason), in.probe->reason);
 	switch (ws->state)
 	{
 	case RR_WS_STREAMING:

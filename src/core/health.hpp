@@ -11,13 +11,13 @@
  * a standby unusable, then what makes it merely behind):
  *   this server is a standby     -> unknown
  *   drained                      -> drained
- *   probe: last exchange failed  -> unreachable (even with a walsender: a
- *                                   frozen standby's walsender lingers until
- *                                   wal_sender_timeout)
  *   probe: answered, not in recovery -> not_in_recovery (maybe a split-brain
  *                                   primary: never route there)
  *   slot wal_status lost         -> slot_lost
- *   no walsender                 -> disconnected
+ *   no walsender                 -> disconnected (a failed probe's reason
+ *                                   added: the node is down either way)
+ *   probe: last exchange failed  -> unreachable (a frozen standby's
+ *                                   walsender lingers until wal_sender_timeout)
  *   walsender stopping           -> disconnected (it is going away)
  *   walsender startup/catchup/backup -> catchup
  *   streaming, WAL pending and no reply for stall_timeout -> stalled

@@ -1,7 +1,8 @@
 # Client-side probes: a hung standby (every process SIGSTOPped) becomes
 # unreachable although its walsender lingers, while the other standby stays
 # routable and rounds keep coming; a node that answers but is a primary is
-# not_in_recovery; a port nobody listens on is unreachable with a reason;
+# not_in_recovery; a port nobody listens on is disconnected with the probe's
+# failure as reason;
 # replroute.probe = off goes back to walsender data alone.
 use strict;
 use warnings;
@@ -78,9 +79,13 @@ ok(!exists $counts->{itself}, 'a primary registered as a node is never picked');
 my $free = PostgreSQL::Test::Cluster::get_free_port();
 $primary->safe_psql('postgres',
 	"SELECT replroute_add_node('ghost', '$phost', $free)");
-wait_for_state($primary, 'ghost', 'unreachable');
+# No walsender either: disconnected, with the probe's failure as the reason.
+ok( $primary->poll_query_until('postgres',
+		"SELECT reason LIKE '%probe failed:%' FROM replroute_nodes WHERE name = 'ghost'"),
+	'the probe of a port nobody listens on fails');
+is(node_field($primary, 'ghost', 'state'), 'disconnected', 'ghost is disconnected');
 like(node_field($primary, 'ghost', 'reason'),
-	qr/^probe failed: .*(No such file|refused)/i, 'the reason carries libpq\'s message');
+	qr/^no walsender .*; probe failed: .*(No such file|refused)/i, 'the reason carries libpq\'s message');
 unlike(node_field($primary, 'ghost', 'reason'), qr/\n/, 'one line');
 
 # --- probes off: walsender data alone

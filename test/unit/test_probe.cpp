@@ -223,10 +223,10 @@ TEST(ProbeHealth, FailedProbeIsUnreachableEvenWithALiveLookingWalsender)
 	EXPECT_FALSE(e.routable);
 	EXPECT_STREQ(e.reason, "probe timed out after 1 s; its walsender is still connected");
 
-	c.has_walsender = false;
+	c.has_walsender = false; /* down either way: the walsender's word, the probe's reason */
 	e = c.run();
-	EXPECT_EQ(e.state, RR_STATE_UNREACHABLE);
-	EXPECT_STREQ(e.reason, "probe timed out after 1 s");
+	EXPECT_EQ(e.state, RR_STATE_DISCONNECTED);
+	EXPECT_STREQ(e.reason, "no walsender with application_name 'node1'; probe timed out after 1 s");
 }
 
 TEST(ProbeHealth, NotInRecoveryIsNeverRouted)
