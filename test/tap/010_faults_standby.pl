@@ -18,7 +18,7 @@ my $primary = new_faults_primary('primary', 'replroute.max_lag_bytes' => '64kB')
 $primary->safe_psql('postgres', 'CREATE TABLE t(id int, v text)');
 $primary->backup('b1');
 my %standby;
-$standby{$_} = faults_standby($primary, $_, 'b1') for qw(standby1 standby2 standby3);
+$standby{$_} = add_standby($primary, $_, 'b1') for qw(standby1 standby2 standby3);
 wait_routable($primary, 3);
 
 # --- immediate stop of a standby

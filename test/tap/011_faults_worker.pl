@@ -21,7 +21,7 @@ my $STALE_AFTER = 1;
 my $primary = new_faults_primary('primary', 'replroute.stale_after' => "${STALE_AFTER}s");
 $primary->backup('b1');
 my %standby;
-$standby{$_} = faults_standby($primary, $_, 'b1') for qw(standby1 standby2);
+$standby{$_} = add_standby($primary, $_, 'b1') for qw(standby1 standby2);
 wait_routable($primary, 2);
 
 sub hold_registry

@@ -15,7 +15,7 @@ use ReplrouteFaults;
 my $primary = new_faults_primary('primary', 'replroute.max_nodes' => 4);
 $primary->backup('b1');
 my %standby;
-$standby{$_} = faults_standby($primary, $_, 'b1') for qw(standby1 standby2);
+$standby{$_} = add_standby($primary, $_, 'b1') for qw(standby1 standby2);
 wait_routable($primary, 2);
 
 sub registry
@@ -124,7 +124,7 @@ wait_routable($new, 1);
 
 $load = start_load($new, standbys => { standby2 => $standby{standby2} });
 $new->backup('b2');
-my $rebuilt = faults_standby($new, 'oldprimary', 'b2');
+my $rebuilt = add_standby($new, 'oldprimary', 'b2');
 $standby{oldprimary} = $rebuilt;
 wait_routable_node($new, 'oldprimary');
 my $routable_at = primary_now($new);

@@ -24,7 +24,7 @@ my $primary = new_faults_primary(
 	'replroute.poll_interval' => '10ms',
 	max_connections => 60);
 $primary->backup('b1');
-my %standby = map { $_ => faults_standby($primary, $_, 'b1') } ($short, $long);
+my %standby = map { $_ => add_standby($primary, $_, 'b1') } ($short, $long);
 wait_routable($primary, 2);
 
 # The flapping, in a child: bounded by count and by the stop file.

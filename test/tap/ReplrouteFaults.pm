@@ -25,8 +25,9 @@ use POSIX ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use ReplrouteTest;
 
-our @EXPORT = qw(new_faults_primary faults_standby start_load stop_load
+our @EXPORT = qw(new_faults_primary start_load stop_load
   check_load picks_of primary_now wait_unroutable wait_routable_node
   load_until event_mark check_events);
 
@@ -44,47 +45,13 @@ my $LOAD_LIMIT_S = 240;
 sub new_faults_primary
 {
 	my ($name, %conf) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init(allows_streaming => 1, extra => ['--wal-segsize=1']);
-	my $extra = join('', map { "$_ = '$conf{$_}'\n" } sort keys %conf);
-	$node->append_conf(
-		'postgresql.conf', qq(
-shared_preload_libraries = 'replroute'
-replroute.database = 'postgres'
-restart_after_crash = on
-wal_receiver_status_interval = 1s
-max_wal_senders = 10
-max_replication_slots = 10
-max_prepared_transactions = 5
-min_wal_size = 2MB
-max_wal_size = 8MB
-$extra));
-	$node->start;
-	$node->safe_psql('postgres', 'CREATE EXTENSION replroute');
-	return $node;
-}
-
-# A streaming standby named $name (application_name and slot too) of
-# $primary from $backup; registered unless $opt{unregistered}.
-sub faults_standby
-{
-	my ($primary, $name, $backup, %opt) = @_;
-	$primary->safe_psql('postgres',
-		"SELECT pg_create_physical_replication_slot('$name')");
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init_from_backup($primary, $backup, has_streaming => 1);
-	my $connstr = $primary->connstr;
-	$node->append_conf(
-		'postgresql.conf', qq(
-primary_conninfo = '$connstr application_name=$name'
-primary_slot_name = '$name'
-));
-	$node->start;
-	my ($host, $port) = ($node->host, $node->port);
-	$primary->safe_psql('postgres',
-		"SELECT replroute_add_node('$name', '$host', $port)")
-	  unless $opt{unregistered};
-	return $node;
+	return new_primary(
+		$name,
+		initdb_extra => ['--wal-segsize=1'],
+		max_prepared_transactions => 5,
+		min_wal_size => '2MB',
+		max_wal_size => '8MB',
+		%conf);
 }
 
 # The primary's clock, as epoch seconds.

@@ -14,15 +14,16 @@ our @EXPORT = qw(new_primary add_standby pick_counts node_field wait_for_state
   wait_routable refresh);
 
 # A primary with replroute preloaded and created in database postgres.
-# %conf: extra settings, name => value.
+# %conf: extra settings, name => value; initdb_extra => [initdb options].
 sub new_primary
 {
 	my ($name, %conf) = @_;
+	my $initdb_extra = delete $conf{initdb_extra} // [];
 	# Generous, so that a loaded machine never makes a healthy standby
 	# unreachable in a suite about something else; 005_probes sets its own.
 	$conf{'replroute.probe_timeout'} //= '10s';
 	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init(allows_streaming => 1);
+	$node->init(allows_streaming => 1, extra => $initdb_extra);
 	my $extra = join('', map { "$_ = '$conf{$_}'\n" } sort keys %conf);
 	$node->append_conf(
 		'postgresql.conf', qq(
