@@ -141,6 +141,32 @@ uint32_t entries_in(const rr_table_header &header, const rr_shared_table &table)
 	return header.n_entries < table.capacity ? header.n_entries : table.capacity;
 }
 
+/* One pass of a consistent read, shared by pick and list: judges the table,
+ * then calls visit(index, metrics) for every entry that qualifies under the
+ * request -- checked on the compact record, so that callers copy only what
+ * qualifies.  Returns the table's verdict (RR_CAUSE_NONE: fresh, usable). */
+template <typename Visit>
+rr_unroutable_cause visit_qualifying(TableReader &reader, const rr_shared_table &table,
+                                     const rr_pick_request &request, int64_t &data_age_us,
+                                     Visit &&visit)
+{
+	rr_table_header header = reader.header();
+	rr_unroutable_cause cause =
+	    judge_table(header, request.now, request.stale_after_us, data_age_us);
+	if (cause != RR_CAUSE_NONE)
+		return cause;
+	uint32_t n = entries_in(header, table);
+	for (uint32_t i = 0; i < n; ++i)
+	{
+		RouteRecord record;
+		reader.route_metrics(i, record);
+		if (qualifies(record.routable != 0, record.lag_bytes, record.lag_us,
+		              record.known_replay_lsn, request))
+			visit(i, record);
+	}
+	return RR_CAUSE_NONE;
+}
+
 } // namespace
 
 rr_status pick_reader(rr_shared_table &table, const rr_pick_request &request,
@@ -170,21 +196,12 @@ rr_status pick_reader(rr_shared_table &table, const rr_pick_request &request,
 	    [&]
 	    {
 		    candidates.clear();
-		    rr_table_header header = reader.header();
-		    cause = judge_table(header, request.now, request.stale_after_us, data_age_us);
-		    if (cause != RR_CAUSE_NONE)
-			    return;
-		    uint32_t n = entries_in(header, table);
-		    for (uint32_t i = 0; i < n; ++i)
-		    {
-			    RouteRecord record;
-			    reader.route_metrics(i, record);
-			    if (!qualifies(record.routable != 0, record.lag_bytes, record.lag_us,
-			                   record.known_replay_lsn, request))
-				    continue;
-			    reader.route_name(i, record);
-			    candidates.push_back(record);
-		    }
+		    cause = visit_qualifying(reader, table, request, data_age_us,
+		                             [&](uint32_t i, RouteRecord &record)
+		                             {
+			                             reader.route_name(i, record);
+			                             candidates.push_back(record);
+		                             });
 	    });
 	if (!consistent)
 	{
@@ -233,25 +250,14 @@ rr_status list_readers(const rr_shared_table &table, const rr_pick_request &requ
 	    [&]
 	    {
 		    copied = qualified = 0;
-		    rr_table_header header = reader.header();
 		    int64_t data_age_us;
-		    cause = judge_table(header, request.now, request.stale_after_us, data_age_us);
-		    if (cause != RR_CAUSE_NONE)
-			    return;
-		    uint32_t n = entries_in(header, table);
-		    for (uint32_t i = 0; i < n; ++i)
-		    {
-			    /* Checked on the compact record first, so that only the
-			     * qualifying entries are copied in full. */
-			    RouteRecord record;
-			    reader.route_metrics(i, record);
-			    if (!qualifies(record.routable != 0, record.lag_bytes, record.lag_us,
-			                   record.known_replay_lsn, request))
-				    continue;
-			    ++qualified;
-			    if (copied < max_entries)
-				    reader.entry(i, entries[copied++]);
-		    }
+		    cause = visit_qualifying(reader, table, request, data_age_us,
+		                             [&](uint32_t i, const RouteRecord &)
+		                             {
+			                             ++qualified;
+			                             if (copied < max_entries)
+				                             reader.entry(i, entries[copied++]);
+		                             });
 	    });
 	if (!consistent)
 	{
