@@ -68,16 +68,16 @@ import argparse
 import bisect
 import collections
 import os
-import pwd
 import random
 import statistics
-import subprocess
 import sys
 import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PACKAGE_ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(PACKAGE_ROOT, "tests"))
+from rrcluster import ClusterBase  # noqa: E402
 
 PORT_SELECT = {"served_port": "inet_server_port()"}
 ALIAS_NODE = {"default": "primary", "replica1": "standby1", "replica2": "standby2",
@@ -87,37 +87,7 @@ ALIAS_NODE = {"default": "primary", "replica1": "standby1", "replica2": "standby
 # -- the cluster ----------------------------------------------------------
 
 
-class Cluster:
-    def __init__(self, directory, base_port):
-        import psycopg2
-
-        self.psycopg2 = psycopg2
-        self.dir = os.path.abspath(directory)
-        self.ports = {"primary": base_port, "standby1": base_port + 1, "standby2": base_port + 2}
-        self.names = {port: name for name, port in self.ports.items()}
-        self.bindir = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True,
-                                     check=True).stdout.strip()
-
-    def sql(self, node, query, params=None):
-        conn = self.psycopg2.connect(host="127.0.0.1", port=self.ports[node], user="postgres",
-                                     dbname="postgres", connect_timeout=5)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(query, params)
-                return cur.fetchall() if cur.description else None
-        finally:
-            conn.close()
-
-    def pg_ctl(self, node, *args):
-        """pg_ctl as the owner of the data directory (root cannot run a server)."""
-        datadir = os.path.join(self.dir, node)
-        cmd = [os.path.join(self.bindir, "pg_ctl"), "-D", datadir] + list(args)
-        owner = os.stat(datadir).st_uid
-        if os.geteuid() == 0 and owner != 0:
-            cmd = ["runuser", "-u", pwd.getpwuid(owner).pw_name, "--"] + cmd
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd="/")
-
+class Cluster(ClusterBase):
     def readers(self):
         try:
             return self.sql("primary", "SELECT count(*) FROM replroute_readers()")[0][0]

@@ -14,14 +14,14 @@ Closes with `N passed, N failed`.
 import argparse
 import collections
 import os
-import pwd
-import subprocess
 import sys
 import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PACKAGE_ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from rrcluster import ClusterBase  # noqa: E402
 
 RESULTS = {"passed": 0, "failed": 0}
 
@@ -36,29 +36,10 @@ def info(text):
     print("      " + text, flush=True)
 
 
-class Cluster:
+class Cluster(ClusterBase):
     def __init__(self, directory, base_port):
-        import psycopg2
-
-        self.psycopg2 = psycopg2
-        self.dir = os.path.abspath(directory)
-        self.base = base_port
-        self.ports = {"primary": base_port, "standby1": base_port + 1, "standby2": base_port + 2}
-        self.names = {port: name for name, port in self.ports.items()}
-        self.bindir = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True,
-                                     check=True).stdout.strip()
+        super().__init__(directory, base_port)
         self._saved_gucs = {}
-
-    def sql(self, node, query, params=None):
-        conn = self.psycopg2.connect(host="127.0.0.1", port=self.ports[node], user="postgres",
-                                     dbname="postgres", connect_timeout=5)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(query, params)
-                return cur.fetchall() if cur.description else None
-        finally:
-            conn.close()
 
     def refresh(self):
         self.sql("primary", "SELECT replroute_refresh()")
@@ -82,14 +63,6 @@ class Cluster:
     def routable(self, name):
         row = self.node(name)
         return bool(row and row[1])
-
-    def pg_ctl(self, node, *args):
-        datadir = os.path.join(self.dir, node)
-        cmd = [os.path.join(self.bindir, "pg_ctl"), "-D", datadir] + list(args)
-        owner = os.stat(datadir).st_uid
-        if os.geteuid() == 0 and owner != 0:
-            cmd = ["runuser", "-u", pwd.getpwuid(owner).pw_name, "--"] + cmd
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd="/")
 
     def set_guc(self, name, value):
         if name not in self._saved_gucs:
