@@ -1,15 +1,16 @@
 /*
  * boundary.cpp -- every extern "C" function of include/replroute/replroute.h.
  *
- * Each one checks its pointers, runs the C++ body through guarded() (or an
- * equivalent try/catch for functions without an rr_error), and never lets an
- * exception out: the C shims call these from frames that PostgreSQL may
- * longjmp through.
+ * Each one checks its pointers and never lets an exception out: the C shims
+ * call these from frames that PostgreSQL may longjmp through.  Those that can
+ * fail (they allocate, or take an rr_error) run their C++ body through
+ * guarded(); the others call only noexcept code.
  */
 #include "replroute/replroute.h"
 
 #include "errors.hpp"
 #include "evaluator.hpp"
+#include "interval.hpp"
 #include "event_log.hpp"
 #include "names.hpp"
 #include "probe.hpp"
@@ -387,4 +388,11 @@ extern "C"
 		               [&] { return validate_application_name(application_name, error); });
 	}
 
+
+	/* --- conversions -------------------------------------------------------- */
+
+	int64_t rr_interval_usec(int64_t time, int32_t day, int32_t month) noexcept
+	{
+		return interval_usec(time, day, month);
+	}
 } // extern "C"

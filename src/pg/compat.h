@@ -14,6 +14,7 @@
 #include "access/xlog.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "utils/backend_status.h"
 #include "utils/memutils.h"
 
 #if PG_VERSION_NUM < 150000
@@ -56,5 +57,32 @@ rr_create_wait_event_set(int nevents)
 	return CreateWaitEventSet(TopMemoryContext, nevents);
 #endif
 }
+
+/*
+ * The index-th (1-based) entry of this process's copy of the backend status
+ * table (pgstat_fetch_stat_numbackends() makes the copy); 16 renamed the
+ * accessor.
+ */
+static inline PgBackendStatus *
+rr_local_backend_status(int index)
+{
+#if PG_VERSION_NUM >= 160000
+	LocalPgBackendStatus *local = pgstat_get_local_beentry_by_index(index);
+#else
+	LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(index);
+#endif
+
+	return local ? &local->backendStatus : NULL;
+}
+
+/* A slot invalidated for good: 15 records where (invalidated_at, with
+ * restart_lsn cleared), 16 why (invalidated). */
+#if PG_VERSION_NUM >= 160000
+#define rr_slot_invalidated(slot) ((slot)->data.invalidated != RS_INVAL_NONE)
+#else
+#define rr_slot_invalidated(slot) \
+	(XLogRecPtrIsInvalid((slot)->data.restart_lsn) && \
+	 !XLogRecPtrIsInvalid((slot)->data.invalidated_at))
+#endif
 
 #endif /* REPLROUTE_PG_COMPAT_H */

@@ -44,32 +44,11 @@ PG_FUNCTION_INFO_V1(replroute_event_log);
  * Conversions
  * ------------------------------------------------------------------------- */
 
-/* An interval as microseconds, months as 30 days (as EXTRACT(epoch) does);
- * saturates instead of overflowing, since only comparisons follow. */
+/* The core's saturating conversion (months as 30 days, as EXTRACT does). */
 static int64
 interval_usec(const Interval *interval)
 {
-	int64		days_usec;
-	int64		months_usec;
-	int64		total;
-
-	if (pg_mul_s64_overflow((int64) interval->day, USECS_PER_DAY, &days_usec) ||
-		pg_mul_s64_overflow((int64) interval->month, DAYS_PER_MONTH * USECS_PER_DAY, &months_usec) ||
-		pg_add_s64_overflow(interval->time, days_usec, &total) ||
-		pg_add_s64_overflow(total, months_usec, &total))
-	{
-		/*
-		 * The sign of the whole, not of any one field: '178000000 years -1
-		 * day' is a long time, not a negative one.  Past 2^63 us a long
-		 * double's rounding cannot flip the sign.
-		 */
-		long double exact = (long double) interval->time +
-			(long double) interval->day * USECS_PER_DAY +
-			(long double) interval->month * DAYS_PER_MONTH * USECS_PER_DAY;
-
-		return exact < 0 ? PG_INT64_MIN : PG_INT64_MAX;
-	}
-	return total;
+	return rr_interval_usec(interval->time, interval->day, interval->month);
 }
 
 static Datum
@@ -440,8 +419,11 @@ replroute_refresh(PG_FUNCTION_ARGS)
 				 errmsg("timeout must not be negative")));
 
 	/* A round already running may have read before our caller's last change:
-	 * wait for the one after it. */
+	 * wait for the one after it.  That round re-reads the registry too (the
+	 * caller may have changed it in ways no trigger reports, such as CREATE
+	 * EXTENSION). */
 	target = pg_atomic_read_u64(&rr_shared->rounds_started) + 1;
+	rr_registry_changed();
 	deadline = GetCurrentTimestamp();
 	if (pg_add_s64_overflow(deadline, timeout_us, &deadline))
 		deadline = DT_NOEND;

@@ -7,11 +7,20 @@
  * when; this file only does it -- start a connection, send the query, read
  * the answer, close -- and reports back.  No policy here.
  *
- * The worker waits in rr_probes_wait() on one WaitEventSet that holds its
- * latch, postmaster death and every probe socket, with the nearest deadline
- * (next round, next probe, earliest probe timeout) as timeout, so a standby
- * that never answers delays neither the rounds nor the other probes.  The set
- * is rebuilt only when a socket or the events wanted on it change.
+ * The worker owns the wait (worker.c): one WaitEventSet with its latch,
+ * postmaster death and the probe sockets this file adds to it
+ * (rr_probes_add_sockets), with the nearest deadline (next round, next probe,
+ * earliest probe timeout) as timeout, so a standby that never answers delays
+ * neither the rounds nor the other probes.  The worker rebuilds the set only
+ * when rr_probes_sockets_changed() says a socket or the events wanted on it
+ * changed, and hands back the ready ones with rr_probes_mark_ready().
+ *
+ * rr_probes_drive() touches only the probes that are due: a ready socket, or
+ * a deadline of the machine's (kept here as next_at) that has passed.  So a
+ * thousand probes in backoff cost a comparison each per wake-up, not a call
+ * into the core.  It returns true when a probe's conclusion changed (failed,
+ * answered after a failure, or answered differently about recovery): the
+ * worker then publishes at once instead of at the next round.
  *
  * libpq is told only what it must: the registry's host and port are passed as
  * separate keywords after the expanded replroute.probe_conninfo, so neither a
@@ -56,6 +65,11 @@ typedef struct ProbeConn
 	/* what the wait set holds for it */
 	pgsocket	sock_in_set;
 	uint32		events_in_set;
+	/* pacing: the machine's next deadline; 0 means "poll it now" */
+	TimestampTz next_at;
+	/* the last conclusion the worker heard of, to tell a change */
+	rr_probe_outcome outcome;
+	bool		answered_in_recovery;
 } ProbeConn;
 
 static ProbeConn *probes;		/* capacity entries; the first n_probes used */
@@ -63,9 +77,9 @@ static ProbeConn *scratch;		/* for rr_probes_sync */
 static int	capacity;
 static int	n_probes;
 static char *conninfo_in_use;	/* replroute.probe_conninfo the machines were made for */
-static WaitEventSet *wait_set;
-static WaitEvent *occurred;
-static bool rebuild_wait_set = true;
+static rr_probe_settings settings_in_use;	/* deadlines in next_at follow these */
+static bool sockets_moved = true;	/* entries moved: the set's user_data is stale */
+static bool outcome_changed;	/* a conclusion changed since the last drive */
 
 static rr_probe_settings
 current_settings(void)
@@ -81,11 +95,10 @@ void
 rr_probes_init(void)
 {
 	capacity = rr_guc_max_nodes;
-	probes = MemoryContextAllocZero(TopMemoryContext, sizeof(ProbeConn) * capacity);
-	scratch = MemoryContextAllocZero(TopMemoryContext, sizeof(ProbeConn) * capacity);
-	occurred = MemoryContextAllocZero(TopMemoryContext, sizeof(WaitEvent) * (capacity + 2));
+	probes = MemoryContextAllocZero(TopMemoryContext, sizeof(ProbeConn) * Max(capacity, 1));
+	scratch = MemoryContextAllocZero(TopMemoryContext, sizeof(ProbeConn) * Max(capacity, 1));
 	n_probes = 0;
-	rebuild_wait_set = true;
+	sockets_moved = true;
 }
 
 static void
@@ -108,11 +121,24 @@ destroy_probe(ProbeConn *p)
 	p->machine = NULL;
 }
 
+/* Records a conclusion; a change is news the worker publishes at once. */
+static void
+concluded(ProbeConn *p, rr_probe_outcome outcome, bool in_recovery)
+{
+	if (p->outcome != outcome ||
+		(outcome == RR_PROBE_ANSWERED && p->answered_in_recovery != in_recovery))
+		outcome_changed = true;
+	p->outcome = outcome;
+	if (outcome == RR_PROBE_ANSWERED)
+		p->answered_in_recovery = in_recovery;
+}
+
 static void
 fail(ProbeConn *p, TimestampTz now, const char *message)
 {
 	rr_probe_on_failure(p->machine, (rr_timestamp) now, message);
 	close_conn(p);
+	concluded(p, RR_PROBE_FAILED, false);
 }
 
 void
@@ -121,7 +147,7 @@ rr_probes_close_all(void)
 	for (int i = 0; i < n_probes; i++)
 		destroy_probe(&probes[i]);
 	n_probes = 0;
-	rebuild_wait_set = true;
+	sockets_moved = true;
 }
 
 /*
@@ -190,7 +216,7 @@ rr_probes_sync(const rr_node_config *nodes, size_t n_nodes)
 
 	memcpy(probes, scratch, sizeof(ProbeConn) * n_new);
 	n_probes = n_new;
-	rebuild_wait_set = true;	/* entries moved: user_data pointers changed */
+	sockets_moved = true;		/* entries moved: user_data pointers changed */
 }
 
 /* Fills out[0..n_nodes): the probes are in the nodes' order after a sync. */
@@ -360,7 +386,10 @@ read_input(ProbeConn *p, TimestampTz now)
 				return;
 			p->querying = false;
 			if (p->got_row && p->query_error[0] == '\0')
+			{
 				rr_probe_on_answer(p->machine, (rr_timestamp) now, p->in_recovery, p->replay_lsn);
+				concluded(p, RR_PROBE_ANSWERED, p->in_recovery);
+			}
 			else
 				fail(p, now, p->query_error[0] ? p->query_error : "probe query returned no row");
 			return;
@@ -371,15 +400,26 @@ read_input(ProbeConn *p, TimestampTz now)
 	}
 }
 
-void
+/*
+ * Does what every due probe needs: reads what its socket delivered, then asks
+ * its machine.  True when a probe's conclusion changed.
+ */
+bool
 rr_probes_drive(TimestampTz now)
 {
 	rr_probe_settings settings = current_settings();
+	bool		all = settings.interval_us != settings_in_use.interval_us ||
+		settings.timeout_us != settings_in_use.timeout_us;
 
+	settings_in_use = settings;
+	outcome_changed = false;
 	for (int i = 0; i < n_probes; i++)
 	{
 		ProbeConn  *p = &probes[i];
+		rr_timestamp at;
 
+		if (!all && !p->ready && p->next_at > now)
+			continue;
 		if (p->conn != NULL)
 		{
 			if (p->connecting)
@@ -402,27 +442,34 @@ rr_probes_drive(TimestampTz now)
 			else if (action == RR_PROBE_DO_SEND)
 				send_query(p, now);
 			else if (action == RR_PROBE_DO_DROP)
+			{
+				/* a deadline passed: the machine concluded a failure */
 				close_conn(p);
+				concluded(p, RR_PROBE_FAILED, false);
+			}
 		}
+		at = rr_probe_next_deadline(p->machine, &settings);
+		p->next_at = at == RR_NO_TIME ? 0 : (TimestampTz) at;
 	}
+	return outcome_changed;
 }
 
+/* The earliest next_at; DT_NOEND when there is nothing to wait for. */
 TimestampTz
 rr_probes_next_deadline(void)
 {
-	rr_probe_settings settings = current_settings();
 	TimestampTz earliest = DT_NOEND;
 
 	for (int i = 0; i < n_probes; i++)
-	{
-		rr_timestamp at = rr_probe_next_deadline(probes[i].machine, &settings);
-
-		if (at == RR_NO_TIME)
-			return GetCurrentTimestamp();
-		if ((TimestampTz) at < earliest)
-			earliest = (TimestampTz) at;
-	}
+		if (probes[i].next_at < earliest)
+			earliest = probes[i].next_at;
 	return earliest;
+}
+
+int
+rr_probes_count(void)
+{
+	return n_probes;
 }
 
 static uint32
@@ -436,27 +483,28 @@ wanted_events(const ProbeConn *p)
 	return WL_SOCKET_READABLE | (p->flush_pending ? WL_SOCKET_WRITEABLE : 0);
 }
 
-static void
-ensure_wait_set(void)
+/* Does the worker's wait set still hold exactly the sockets and events wanted? */
+bool
+rr_probes_sockets_changed(void)
 {
-	bool		changed = rebuild_wait_set || wait_set == NULL;
-
-	for (int i = 0; i < n_probes && !changed; i++)
+	if (sockets_moved)
+		return true;
+	for (int i = 0; i < n_probes; i++)
 	{
 		const ProbeConn *p = &probes[i];
 		uint32		events = wanted_events(p);
 		pgsocket	sock = events ? PQsocket(p->conn) : PGINVALID_SOCKET;
 
-		changed = events != p->events_in_set || sock != p->sock_in_set;
+		if (events != p->events_in_set || sock != p->sock_in_set)
+			return true;
 	}
-	if (!changed)
-		return;
+	return false;
+}
 
-	if (wait_set != NULL)
-		FreeWaitEventSet(wait_set);
-	wait_set = rr_create_wait_event_set(n_probes + 2);
-	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+/* Adds every probe socket to a freshly made set (the worker's). */
+void
+rr_probes_add_sockets(WaitEventSet *set)
+{
 	for (int i = 0; i < n_probes; i++)
 	{
 		ProbeConn  *p = &probes[i];
@@ -465,34 +513,14 @@ ensure_wait_set(void)
 		p->events_in_set = events;
 		p->sock_in_set = events ? PQsocket(p->conn) : PGINVALID_SOCKET;
 		if (events)
-			AddWaitEventToSet(wait_set, events, p->sock_in_set, NULL, p);
+			AddWaitEventToSet(set, events, p->sock_in_set, NULL, p);
 	}
-	rebuild_wait_set = false;
+	sockets_moved = false;
 }
 
-/*
- * Waits until the deadline, the latch or a probe socket; marks the ready
- * probes.  True when the latch was set (a backend asked for a round).
- */
-bool
-rr_probes_wait(TimestampTz deadline)
+/* The wait reported this probe's socket (user_data of its event). */
+void
+rr_probes_mark_ready(void *user_data)
 {
-	TimestampTz now = GetCurrentTimestamp();
-	long		timeout_ms = 0;
-	int			n;
-	bool		latch = false;
-
-	if (deadline > now)
-		timeout_ms = (long) Min((deadline - now + 999) / 1000, (int64) INT_MAX);
-
-	ensure_wait_set();
-	n = WaitEventSetWait(wait_set, timeout_ms, occurred, n_probes + 2, PG_WAIT_EXTENSION);
-	for (int i = 0; i < n; i++)
-	{
-		if (occurred[i].events & WL_LATCH_SET)
-			latch = true;
-		else if (occurred[i].user_data != NULL)
-			((ProbeConn *) occurred[i].user_data)->ready = true;
-	}
-	return latch;
+	((ProbeConn *) user_data)->ready = true;
 }

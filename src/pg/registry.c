@@ -10,8 +10,9 @@
  * replroute_node decide, which is what makes replroute_admin meaningful.
  *
  * Waking the worker happens at commit, not when the row is written: a round
- * that ran before the commit could not see the change, and the next one would
- * be a whole poll_interval away.
+ * that ran before the commit could not see the change.  The worker reads the
+ * registry table only when told so (the counter rr_registry_changed() bumps)
+ * or, as a safety net, every few seconds; so the commit must tell it.
  */
 #include "postgres.h"
 
@@ -42,7 +43,7 @@ registry_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 			if (wake_at_commit)
-				rr_wake_worker();
+				rr_registry_changed();
 			wake_at_commit = false;
 			break;
 		case XACT_EVENT_ABORT:
@@ -51,6 +52,21 @@ registry_xact_callback(XactEvent event, void *arg)
 		default:
 			break;
 	}
+}
+
+/*
+ * Tells the worker that its copy of the registry is out of date: the counter
+ * first, then the latch, so that the round the latch starts sees the count.
+ * Called after the change is visible to new snapshots (at commit) or when a
+ * caller asks for a full round (replroute_refresh).
+ */
+void
+rr_registry_changed(void)
+{
+	if (rr_shared == NULL)
+		return;
+	pg_atomic_fetch_add_u64(&rr_shared->registry_changes, 1);
+	rr_wake_worker();
 }
 
 void

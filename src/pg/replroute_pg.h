@@ -1,8 +1,10 @@
 /*
  * replroute_pg.h -- what the shim files share with each other.
  *
- * replroute.c owns the GUC variables and the shared memory; worker.c the
- * background worker; functions.c and registry.c the SQL-callable functions.
+ * replroute.c owns the shared memory; settings.c the GUCs (settings.h);
+ * worker.c the background worker, observe.c what it reads each round,
+ * probe.c its client connections; functions.c and registry.c the
+ * SQL-callable functions.
  * Nothing here decides anything: decisions are the core's
  * (include/replroute/replroute.h).
  */
@@ -13,38 +15,13 @@
 
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
+#include "storage/latch.h"
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
 #include "replroute/replroute.h"
-
-/* replroute.fallback: what pick_reader does when no standby qualifies. */
-typedef enum RrFallback
-{
-	RR_FALLBACK_NONE = 0,	/* return NULL */
-	RR_FALLBACK_PRIMARY,	/* return replroute.primary_name */
-	RR_FALLBACK_ERROR		/* raise an error saying why */
-} RrFallback;
-
-/* GUCs (replroute.c) */
-extern char *rr_guc_database;
-extern int	rr_guc_max_nodes;
-extern int	rr_guc_poll_interval_ms;
-extern int	rr_guc_stale_after_ms;
-extern int	rr_guc_max_lag_kb;
-extern int	rr_guc_max_replay_lag_ms;
-extern double rr_guc_lag_leave_fraction;
-extern int	rr_guc_recovery_hold_ms;
-extern int	rr_guc_stall_timeout_ms;
-extern int	rr_guc_policy;
-extern int	rr_guc_fallback;
-extern char *rr_guc_primary_name;
-extern int	rr_guc_event_log_size;
-extern bool rr_guc_probe;
-extern int	rr_guc_probe_interval_ms;
-extern int	rr_guc_probe_timeout_ms;
-extern char *rr_guc_probe_conninfo;
+#include "settings.h"
 
 /*
  * Shared state of the worker, next to the core's table.
@@ -59,6 +36,12 @@ extern char *rr_guc_probe_conninfo;
  * both only grow (also across worker restarts, as long as shared memory
  * lives).  replroute_refresh() waits on round_published for a round that
  * started after it was called.
+ *
+ * registry_changes is bumped (after the commit is visible) by every
+ * transaction that changed the registry table, and by replroute_refresh();
+ * the worker re-reads the registry when it differs from the value it saw at
+ * its last read.  Only ever incremented, so a change is never missed: the
+ * worker reads the counter before it takes the snapshot of its read.
  */
 typedef struct RrWorkerShared
 {
@@ -68,6 +51,7 @@ typedef struct RrWorkerShared
 	pg_atomic_uint64 rounds_started;
 	pg_atomic_uint64 rounds_published;
 	ConditionVariable round_published;
+	pg_atomic_uint64 registry_changes;
 	uint32		capacity;		/* entries of the table */
 	rr_shared_table *table;		/* same address in every process */
 	rr_event_log *events;		/* the core's event ring, likewise */
@@ -91,12 +75,22 @@ extern PGDLLEXPORT void replroute_worker_main(Datum main_arg);
 extern void rr_probes_init(void);
 extern void rr_probes_sync(const rr_node_config *nodes, size_t n_nodes);
 extern void rr_probes_observe(size_t n_nodes, rr_probe_obs *out, TimestampTz now);
-extern void rr_probes_drive(TimestampTz now);
+extern bool rr_probes_drive(TimestampTz now);
 extern TimestampTz rr_probes_next_deadline(void);
-extern bool rr_probes_wait(TimestampTz deadline);
+extern int	rr_probes_count(void);
+extern bool rr_probes_sockets_changed(void);
+extern void rr_probes_add_sockets(WaitEventSet *set);
+extern void rr_probes_mark_ready(void *user_data);
 extern void rr_probes_close_all(void);
+
+/* observe.c: the walsenders and slots, from shared memory; the registry */
+extern size_t rr_observe_walsenders(rr_walsender_obs *out, size_t max);
+extern size_t rr_observe_slots(rr_slot_obs *out, size_t max);
+extern void rr_observe_forget_walsenders(void);
+extern size_t rr_observe_registry(rr_node_config **out, bool *available);
 
 /* registry.c */
 extern void rr_registry_xact_callback_init(void);
+extern void rr_registry_changed(void);
 
 #endif /* REPLROUTE_PG_H */

@@ -2,33 +2,39 @@
  * worker.c -- the background worker that observes the standbys and lets the
  * core publish its verdicts.
  *
- * One round, in its own transaction and memory context:
- *   1. read pg_stat_replication, the physical rows of pg_replication_slots and,
- *      if the extension exists in replroute.database, the registry table;
- *   2. read this server's flushed WAL position (after the walsenders, so that
- *      it is never behind what they report) and whether it is in recovery;
- *   3. hand all of it to rr_evaluate_and_publish(), which also appends the
- *      round's state changes to the event log;
- *   4. NOTIFY replroute for each new event, in the same transaction, so that
- *      listeners hear of it at commit, after the table shows it.  A standby
- *      cannot NOTIFY (no xid in recovery): there the events are only logged.
- * Between rounds it waits for replroute.poll_interval on its latch and on the
- * sockets of the probes (probe.c), which it drives in between; backends set
- * the latch when the registry changes or replroute_refresh() is called.
+ * One round:
+ *   1. if the registry changed (registry_changes moved: a registry
+ *      transaction committed, or replroute_refresh() asked), or it was last
+ *      read more than REGISTRY_RECHECK_MS ago, or this server was promoted:
+ *      re-read the registry table, in a transaction of its own (observe.c);
+ *      the copy is kept between rounds.  On a standby changes arrive by
+ *      replay and no trigger fires there, so only the periodic re-read sees
+ *      them;
+ *   2. read the walsenders and slots from shared memory (observe.c), then
+ *      this server's flushed WAL position (after the walsenders, so that it
+ *      is never behind what they report) and whether it is in recovery --
+ *      no transaction, no catalog access;
+ *   3. hand all of it, with the probes' last conclusions, to
+ *      rr_evaluate_and_publish(), which also appends the round's state
+ *      changes to the event log;
+ *   4. only if the round appended events: NOTIFY replroute for each, in a
+ *      transaction, so that listeners hear of it at commit, after the table
+ *      shows it.  A standby cannot NOTIFY (no xid in recovery): there the
+ *      events are only logged.
+ * A round with nothing new to read and nothing to notify starts no
+ * transaction.
  *
- * The queries are SPI plans prepared once and kept.  The registry plan names
- * the extension's schema, so it is re-prepared whenever the extension is
- * (re)created; the extension is looked up every round so that a CREATE
- * EXTENSION after the worker started is picked up without a restart.
+ * Between rounds the worker waits (wait_until) on one WaitEventSet: its
+ * latch, postmaster death and the probes' sockets (probe.c adds them), until
+ * the next round (replroute.poll_interval after the last one started) or the
+ * next probe deadline.  A backend sets the latch when the registry changes or
+ * replroute_refresh() is called: a round follows at once.  A probe whose
+ * conclusion changes (its connection broke, it timed out, it answered again)
+ * also starts a round at once: what is known is judged in the same wake-up.
  */
 #include "postgres.h"
 
-#include "access/genam.h"
-#include "access/htup_details.h"
-#include "access/table.h"
 #include "access/xact.h"
-#include "catalog/indexing.h"
-#include "catalog/pg_extension.h"
 #include "commands/async.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -36,47 +42,59 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "replication/slot.h"
+#include "replication/walsender.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/guc.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/pg_lsn.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 #include "replroute_pg.h"
 
 /* A capacity warning at most this often: it repeats every round otherwise. */
 #define CAPACITY_WARNING_INTERVAL_US (60 * USECS_PER_SEC)
 
-static const char *const walsender_query =
-"SELECT pid, state, application_name, pg_catalog.host(client_addr), sync_state,"
-"       sent_lsn, write_lsn, flush_lsn, replay_lsn,"
-"       write_lag, flush_lag, replay_lag, reply_time"
-"  FROM pg_catalog.pg_stat_replication";
-
-static const char *const slot_query =
-"SELECT slot_name, active, active_pid, wal_status, restart_lsn"
-"  FROM pg_catalog.pg_replication_slots"
-" WHERE slot_type = 'physical'";
+/*
+ * The registry is re-read at least this often even when no change was
+ * announced: a safety net for changes that fire no trigger (TRUNCATE, a
+ * restored dump, replay on a standby, CREATE or DROP EXTENSION).
+ */
+#define REGISTRY_RECHECK_MS 5000
 
 /* What the worker keeps between rounds; lives in TopMemoryContext. */
 typedef struct WorkerState
 {
 	rr_evaluator *evaluator;
-	MemoryContext round_context;
-	SPIPlanPtr	walsender_plan;
-	SPIPlanPtr	slot_plan;
-	SPIPlanPtr	registry_plan;
-	Oid			registry_extension;	/* extension the registry plan was made for */
-	bool		logged_waiting;		/* "waiting for CREATE EXTENSION" said once */
+	MemoryContext registry_context;	/* holds nodes[] */
+
+	/* the registry as last read */
+	rr_node_config *nodes;
+	size_t		n_nodes;
+	bool		registry_available;
+	bool		registry_read;	/* read at least once */
+	uint64		registry_seen;	/* registry_changes before that read */
+	TimestampTz registry_read_at;
+	bool		registry_in_recovery;	/* RecoveryInProgress() at that read */
+	bool		probes_resync;	/* settings reloaded: probes follow them */
+
+	/* observation buffers, sized once */
+	rr_walsender_obs *walsenders;	/* max_wal_senders */
+	rr_slot_obs *slots;			/* max_replication_slots */
+	rr_probe_obs *probes;		/* replroute.max_nodes */
+
+	/* the wait */
+	WaitEventSet *wait_set;
+	WaitEvent  *occurred;
+	int			occurred_size;
+
 	TimestampTz last_capacity_warning;
 	TimestampTz last_queue_warning;	/* NOTIFY skipped: queue too full */
-	uint64		last_notified;		/* seq of the newest event sent by NOTIFY */
+	uint64		last_notified;	/* seq of the newest event sent by NOTIFY */
 } WorkerState;
 
 /* Above this share of the notification queue the worker stops notifying. */
@@ -87,12 +105,10 @@ typedef struct WorkerState
 
 static void worker_on_exit(int code, Datum arg);
 static void run_round(WorkerState *state);
+static void read_registry(WorkerState *state, bool in_recovery, uint64 changes);
+static void notify_round_events(WorkerState *state);
 static uint64 notify_events(WorkerState *state);
-static size_t read_walsenders(WorkerState *state, rr_walsender_obs **out);
-static size_t read_slots(WorkerState *state, rr_slot_obs **out);
-static size_t read_registry(WorkerState *state, rr_node_config **out, bool *available);
-static bool find_extension(Oid *extension, Oid *schema);
-static SPIPlanPtr prepare_kept(const char *query);
+static bool wait_until(WorkerState *state, TimestampTz deadline);
 
 void
 rr_register_worker(void)
@@ -121,6 +137,8 @@ replroute_worker_main(Datum main_arg)
 {
 	WorkerState *state;
 	rr_error	error;
+	bool		round_due = true;
+	TimestampTz next_round = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -129,11 +147,18 @@ replroute_worker_main(Datum main_arg)
 	BackgroundWorkerInitializeConnection(rr_guc_database, NULL, 0);
 
 	state = MemoryContextAllocZero(TopMemoryContext, sizeof(WorkerState));
-	state->round_context = AllocSetContextCreate(TopMemoryContext,
-												 "replroute round",
-												 ALLOCSET_DEFAULT_SIZES);
-	state->registry_extension = InvalidOid;
-	state->last_capacity_warning = 0;
+	state->registry_context = AllocSetContextCreate(TopMemoryContext,
+													"replroute registry",
+													ALLOCSET_DEFAULT_SIZES);
+	state->walsenders = MemoryContextAllocZero(TopMemoryContext,
+											   sizeof(rr_walsender_obs) * Max(max_wal_senders, 1));
+	state->slots = MemoryContextAllocZero(TopMemoryContext,
+										  sizeof(rr_slot_obs) * Max(max_replication_slots, 1));
+	state->probes = MemoryContextAllocZero(TopMemoryContext,
+										   sizeof(rr_probe_obs) * Max(rr_guc_max_nodes, 1));
+	state->occurred_size = rr_guc_max_nodes + 2;
+	state->occurred = MemoryContextAllocZero(TopMemoryContext,
+											 sizeof(WaitEvent) * state->occurred_size);
 
 	memset(&error, 0, sizeof(error));
 	state->evaluator = rr_evaluator_create(&error);
@@ -167,57 +192,94 @@ replroute_worker_main(Datum main_arg)
 	rr_probes_init();
 
 	/*
-	 * Rounds keep their own pace (every replroute.poll_interval, or at once
-	 * when a backend sets the latch); between them the probes are driven by
-	 * their sockets and deadlines in the same wait.
+	 * Rounds keep their own pace (every replroute.poll_interval, at once when
+	 * a backend sets the latch or a probe's conclusion changes); between them
+	 * the probes are driven by their sockets and deadlines in the same wait.
 	 */
+	for (;;)
 	{
-		bool		round_due = true;
-		TimestampTz next_round = 0;
+		TimestampTz deadline;
+		TimestampTz probe_deadline;
 
-		for (;;)
+		if (round_due)
 		{
-			TimestampTz deadline;
-			TimestampTz probe_deadline;
+			TimestampTz started = GetCurrentTimestamp();
 
-			if (round_due)
-			{
-				TimestampTz started = GetCurrentTimestamp();
-
-				run_round(state);
-				next_round = TimestampTzPlusMilliseconds(started, rr_guc_poll_interval_ms);
-				round_due = false;
-			}
-			rr_probes_drive(GetCurrentTimestamp());
-
-			deadline = next_round;
-			probe_deadline = rr_probes_next_deadline();
-			if (probe_deadline < deadline)
-				deadline = probe_deadline;
-			if (rr_probes_wait(deadline))
-			{
-				ResetLatch(MyLatch);
-				round_due = true;
-			}
-
-			CHECK_FOR_INTERRUPTS();
-
-			if (ConfigReloadPending)
-			{
-				ConfigReloadPending = false;
-				ProcessConfigFile(PGC_SIGHUP);
-				if (rr_guc_stale_after_ms <= rr_guc_poll_interval_ms)
-					ereport(WARNING,
-							(errmsg("replroute.stale_after (%d ms) is not larger than "
-									"replroute.poll_interval (%d ms): published data will "
-									"often be stale and nothing will be routed",
-									rr_guc_stale_after_ms, rr_guc_poll_interval_ms)));
-				round_due = true;
-			}
-			if (GetCurrentTimestamp() >= next_round)
-				round_due = true;
+			run_round(state);
+			next_round = TimestampTzPlusMilliseconds(started, rr_guc_poll_interval_ms);
+			round_due = false;
 		}
+		if (rr_probes_drive(GetCurrentTimestamp()))
+		{
+			round_due = true;
+			continue;
+		}
+
+		deadline = next_round;
+		probe_deadline = rr_probes_next_deadline();
+		if (probe_deadline < deadline)
+			deadline = probe_deadline;
+		if (wait_until(state, deadline))
+		{
+			ResetLatch(MyLatch);
+			round_due = true;
+		}
+
+		CHECK_FOR_INTERRUPTS();
+
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			state->probes_resync = true;
+			if (rr_guc_stale_after_ms <= rr_guc_poll_interval_ms)
+				ereport(WARNING,
+						(errmsg("replroute.stale_after (%d ms) is not larger than "
+								"replroute.poll_interval (%d ms): published data will "
+								"often be stale and nothing will be routed",
+								rr_guc_stale_after_ms, rr_guc_poll_interval_ms)));
+			round_due = true;
+		}
+		if (GetCurrentTimestamp() >= next_round)
+			round_due = true;
 	}
+}
+
+/*
+ * Waits until the deadline, the latch or a probe socket; marks the ready
+ * probes.  True when the latch was set (a backend asked for a round).
+ */
+static bool
+wait_until(WorkerState *state, TimestampTz deadline)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	long		timeout_ms = 0;
+	int			n;
+	bool		latch = false;
+
+	if (deadline > now)
+		timeout_ms = (long) Min((deadline - now + 999) / 1000, (int64) INT_MAX);
+
+	if (state->wait_set == NULL || rr_probes_sockets_changed())
+	{
+		if (state->wait_set != NULL)
+			FreeWaitEventSet(state->wait_set);
+		state->wait_set = rr_create_wait_event_set(rr_probes_count() + 2);
+		AddWaitEventToSet(state->wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(state->wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		rr_probes_add_sockets(state->wait_set);
+	}
+
+	n = WaitEventSetWait(state->wait_set, timeout_ms, state->occurred,
+						 state->occurred_size, PG_WAIT_EXTENSION);
+	for (int i = 0; i < n; i++)
+	{
+		if (state->occurred[i].events & WL_LATCH_SET)
+			latch = true;
+		else if (state->occurred[i].user_data != NULL)
+			rr_probes_mark_ready(state->occurred[i].user_data);
+	}
+	return latch;
 }
 
 static void
@@ -242,6 +304,59 @@ worker_on_exit(int code, Datum arg)
 	}
 }
 
+/*
+ * Re-reads the registry into state->nodes, in a transaction of its own, and
+ * brings the probes in line with it.  changes is the registry_changes count
+ * read before the transaction took its snapshot: every change it announced is
+ * visible to that snapshot.
+ */
+static void
+read_registry(WorkerState *state, bool in_recovery, uint64 changes)
+{
+	rr_node_config *rows;
+	size_t		n;
+	bool		available;
+	MemoryContext outer;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "replroute worker: SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "replroute: reading the registry");
+
+	MemoryContextReset(state->registry_context);
+	state->nodes = NULL;
+	state->n_nodes = 0;
+	outer = MemoryContextSwitchTo(state->registry_context);
+	n = rr_observe_registry(&rows, &available);
+	MemoryContextSwitchTo(outer);
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+
+	state->nodes = rows;
+	state->n_nodes = n;
+	state->registry_available = available;
+	state->registry_read = true;
+	state->registry_seen = changes;
+	state->registry_read_at = GetCurrentTimestamp();
+	state->registry_in_recovery = in_recovery;
+
+	/*
+	 * Registry changes reach the probes here.  A standby's worker routes
+	 * nothing, so it probes nothing: each standby carries one probe
+	 * connection, the primary's.
+	 */
+	if (in_recovery)
+		rr_probes_sync(NULL, 0);
+	else
+		rr_probes_sync(state->nodes, state->n_nodes);
+}
+
 static void
 run_round(WorkerState *state)
 {
@@ -249,53 +364,43 @@ run_round(WorkerState *state)
 	rr_thresholds thresholds = rr_current_thresholds();
 	rr_error	error;
 	rr_status	status;
-	rr_walsender_obs *walsenders;
-	rr_slot_obs *slots;
-	rr_node_config *nodes;
 	uint64		round;
-	uint64		notified;
-	MemoryContext outer;
+	uint64		changes;
+	TimestampTz now;
 
 	memset(&input, 0, sizeof(input));
 	memset(&error, 0, sizeof(error));
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "replroute: observing standbys");
 
 	/* Counted before anything is read: a refresh() that saw the old count is
 	 * guaranteed that this round's observation started after it. */
 	round = pg_atomic_add_fetch_u64(&rr_shared->rounds_started, 1);
 	input.started_at = GetCurrentTimestamp();
 
-	/* SPI results live in the transaction; the copies in the round context. */
-	outer = MemoryContextSwitchTo(state->round_context);
-
-	input.n_walsenders = read_walsenders(state, &walsenders);
-	input.walsenders = walsenders;
-	input.n_slots = read_slots(state, &slots);
-	input.slots = slots;
-	input.n_nodes = read_registry(state, &nodes, &input.registry_available);
-	input.nodes = nodes;
-
-	/*
-	 * Registry changes reach the probes here; their last conclusions go into
-	 * this round's verdict.  A standby's worker routes nothing, so it probes
-	 * nothing: each standby carries one probe connection, the primary's.
-	 */
 	input.in_recovery = RecoveryInProgress();
-	if (input.in_recovery)
-		rr_probes_sync(NULL, 0);
-	else
-		rr_probes_sync(nodes, input.n_nodes);
+	/* Read before the registry's snapshot: a change counted here is in it. */
+	changes = pg_atomic_read_u64(&rr_shared->registry_changes);
+	if (!state->registry_read ||
+		changes != state->registry_seen ||
+		input.in_recovery != state->registry_in_recovery ||
+		input.started_at - state->registry_read_at >= REGISTRY_RECHECK_MS * (int64) 1000)
+		read_registry(state, input.in_recovery, changes);
+	else if (state->probes_resync && !input.in_recovery)
+		rr_probes_sync(state->nodes, state->n_nodes);	/* replroute.probe* reloaded */
+	state->probes_resync = false;
+
+	input.nodes = state->nodes;
+	input.n_nodes = state->n_nodes;
+	input.registry_available = state->registry_available;
+
+	input.n_walsenders = rr_observe_walsenders(state->walsenders, (size_t) max_wal_senders);
+	input.walsenders = state->walsenders;
+	input.n_slots = rr_observe_slots(state->slots, (size_t) max_replication_slots);
+	input.slots = state->slots;
+
 	if (rr_guc_probe && !input.in_recovery && input.n_nodes > 0)
 	{
-		rr_probe_obs *probes = palloc0(sizeof(rr_probe_obs) * input.n_nodes);
-
-		rr_probes_observe(input.n_nodes, probes, GetCurrentTimestamp());
-		input.probes = probes;
+		rr_probes_observe(input.n_nodes, state->probes, GetCurrentTimestamp());
+		input.probes = state->probes;
 	}
 
 	input.primary_flush_lsn = input.in_recovery ? 0 : rr_flush_lsn();
@@ -305,17 +410,7 @@ run_round(WorkerState *state)
 	status = rr_evaluate_and_publish(state->evaluator, &input, &thresholds,
 									 rr_shared->table, &error);
 
-	notified = notify_events(state);
-
-	MemoryContextSwitchTo(outer);
-	MemoryContextReset(state->round_context);
-
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	state->last_notified = notified;
-	pgstat_report_stat(false);
-	pgstat_report_activity(STATE_IDLE, NULL);
+	notify_round_events(state);
 
 	if (status == RR_OK || status == RR_ERR_CAPACITY)
 	{
@@ -325,8 +420,7 @@ run_round(WorkerState *state)
 
 	if (status == RR_ERR_CAPACITY)
 	{
-		TimestampTz now = GetCurrentTimestamp();
-
+		now = GetCurrentTimestamp();
 		if (state->last_capacity_warning == 0 ||
 			now - state->last_capacity_warning >= CAPACITY_WARNING_INTERVAL_US)
 		{
@@ -341,10 +435,39 @@ run_round(WorkerState *state)
 	else if (status != RR_OK)
 		rr_report_core_error(&error, "replroute worker could not publish a round");
 
-	elog(DEBUG1, "replroute round " UINT64_FORMAT ": %zu nodes, %zu walsenders, "
+	elog(DEBUG2, "replroute round " UINT64_FORMAT ": %zu nodes, %zu walsenders, "
 		 "%zu slots, " INT64_FORMAT " us",
 		 round, input.n_nodes, input.n_walsenders, input.n_slots,
 		 (int64) (GetCurrentTimestamp() - input.started_at));
+}
+
+/*
+ * NOTIFYs the events the round appended, in a transaction of its own; a
+ * round that appended none starts none.
+ */
+static void
+notify_round_events(WorkerState *state)
+{
+	uint64		last = rr_event_log_last_seq(rr_shared->events);
+	uint64		notified;
+
+	if (last == state->last_notified)
+		return;
+	if (RecoveryInProgress())
+	{
+		/* No NOTIFY in recovery; not kept for later either (see below). */
+		state->last_notified = last;
+		return;
+	}
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	pgstat_report_activity(STATE_RUNNING, "replroute: notifying events");
+	notified = notify_events(state);
+	CommitTransactionCommand();
+	state->last_notified = notified;
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
 /*
@@ -406,257 +529,4 @@ notify_events(WorkerState *state)
 		if (n < NOTIFY_BATCH)
 			return last;
 	}
-}
-
-/* Bounded copy of a text (or NULL) column; "" for NULL. */
-static void
-copy_text(HeapTuple tuple, TupleDesc desc, int column, char *dst, size_t size)
-{
-	bool		isnull;
-	Datum		value = SPI_getbinval(tuple, desc, column, &isnull);
-
-	if (isnull)
-		dst[0] = '\0';
-	else
-		text_to_cstring_buffer(DatumGetTextPP(value), dst, size);
-}
-
-static rr_lsn
-get_lsn(HeapTuple tuple, TupleDesc desc, int column)
-{
-	bool		isnull;
-	Datum		value = SPI_getbinval(tuple, desc, column, &isnull);
-
-	return isnull ? 0 : (rr_lsn) DatumGetLSN(value);
-}
-
-/* The lag columns are intervals of seconds; days and months do not occur. */
-static int64
-get_interval_usec(HeapTuple tuple, TupleDesc desc, int column)
-{
-	bool		isnull;
-	Datum		value = SPI_getbinval(tuple, desc, column, &isnull);
-	Interval   *interval;
-
-	if (isnull)
-		return RR_NO_DURATION;
-	interval = DatumGetIntervalP(value);
-	return interval->time + (int64) interval->day * USECS_PER_DAY
-		+ (int64) interval->month * DAYS_PER_MONTH * USECS_PER_DAY;
-}
-
-static int32
-get_int32(HeapTuple tuple, TupleDesc desc, int column)
-{
-	bool		isnull;
-	Datum		value = SPI_getbinval(tuple, desc, column, &isnull);
-
-	return isnull ? 0 : DatumGetInt32(value);
-}
-
-static bool
-get_bool(HeapTuple tuple, TupleDesc desc, int column)
-{
-	bool		isnull;
-	Datum		value = SPI_getbinval(tuple, desc, column, &isnull);
-
-	return isnull ? false : DatumGetBool(value);
-}
-
-static void
-execute_read(SPIPlanPtr plan, const char *what)
-{
-	int			rc = SPI_execute_plan(plan, NULL, NULL, true, 0);
-
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "replroute worker: reading %s failed: %s",
-			 what, SPI_result_code_string(rc));
-}
-
-static size_t
-read_walsenders(WorkerState *state, rr_walsender_obs **out)
-{
-	rr_walsender_obs *rows;
-	TupleDesc	desc;
-	char		text[RR_NAME_LEN];
-
-	if (state->walsender_plan == NULL)
-		state->walsender_plan = prepare_kept(walsender_query);
-	execute_read(state->walsender_plan, "pg_stat_replication");
-
-	rows = palloc0(sizeof(rr_walsender_obs) * Max(SPI_processed, 1));
-	desc = SPI_tuptable->tupdesc;
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tuple = SPI_tuptable->vals[i];
-		rr_walsender_obs *row = &rows[i];
-		bool		isnull;
-		Datum		reply;
-
-		row->pid = get_int32(tuple, desc, 1);
-		copy_text(tuple, desc, 2, text, sizeof(text));
-		row->state = rr_parse_walsender_state(text[0] ? text : NULL);
-		copy_text(tuple, desc, 3, row->application_name, sizeof(row->application_name));
-		copy_text(tuple, desc, 4, row->client_addr, sizeof(row->client_addr));
-		copy_text(tuple, desc, 5, row->sync_state, sizeof(row->sync_state));
-		row->sent_lsn = get_lsn(tuple, desc, 6);
-		row->write_lsn = get_lsn(tuple, desc, 7);
-		row->flush_lsn = get_lsn(tuple, desc, 8);
-		row->replay_lsn = get_lsn(tuple, desc, 9);
-		row->write_lag_us = get_interval_usec(tuple, desc, 10);
-		row->flush_lag_us = get_interval_usec(tuple, desc, 11);
-		row->replay_lag_us = get_interval_usec(tuple, desc, 12);
-		reply = SPI_getbinval(tuple, desc, 13, &isnull);
-		row->reply_time = isnull ? RR_NO_TIME : (rr_timestamp) DatumGetTimestampTz(reply);
-	}
-	*out = rows;
-	return (size_t) SPI_processed;
-}
-
-static size_t
-read_slots(WorkerState *state, rr_slot_obs **out)
-{
-	rr_slot_obs *rows;
-	TupleDesc	desc;
-	char		text[32];
-
-	if (state->slot_plan == NULL)
-		state->slot_plan = prepare_kept(slot_query);
-	execute_read(state->slot_plan, "pg_replication_slots");
-
-	rows = palloc0(sizeof(rr_slot_obs) * Max(SPI_processed, 1));
-	desc = SPI_tuptable->tupdesc;
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tuple = SPI_tuptable->vals[i];
-		rr_slot_obs *row = &rows[i];
-		bool		isnull;
-		Datum		name = SPI_getbinval(tuple, desc, 1, &isnull);
-
-		if (!isnull)
-			strlcpy(row->slot_name, NameStr(*DatumGetName(name)), sizeof(row->slot_name));
-		row->active = get_bool(tuple, desc, 2);
-		row->active_pid = get_int32(tuple, desc, 3);
-		copy_text(tuple, desc, 4, text, sizeof(text));
-		row->wal_status = rr_parse_wal_status(text[0] ? text : NULL);
-		row->restart_lsn = get_lsn(tuple, desc, 5);
-	}
-	*out = rows;
-	return (size_t) SPI_processed;
-}
-
-static size_t
-read_registry(WorkerState *state, rr_node_config **out, bool *available)
-{
-	rr_node_config *rows;
-	TupleDesc	desc;
-	Oid			extension;
-	Oid			schema;
-
-	*out = NULL;
-	*available = false;
-
-	if (!find_extension(&extension, &schema))
-	{
-		if (state->registry_plan != NULL)
-		{
-			SPI_freeplan(state->registry_plan);
-			state->registry_plan = NULL;
-			state->registry_extension = InvalidOid;
-		}
-		if (!state->logged_waiting)
-		{
-			ereport(LOG,
-					(errmsg("replroute worker: extension \"replroute\" does not exist in "
-							"database \"%s\"; waiting for CREATE EXTENSION replroute",
-							rr_guc_database)));
-			state->logged_waiting = true;
-		}
-		return 0;
-	}
-	state->logged_waiting = false;
-
-	if (state->registry_plan != NULL && state->registry_extension != extension)
-	{
-		SPI_freeplan(state->registry_plan);
-		state->registry_plan = NULL;
-	}
-	if (state->registry_plan == NULL)
-	{
-		char	   *schema_name = get_namespace_name(schema);
-		char	   *query;
-
-		if (schema_name == NULL)
-			return 0;
-		query = psprintf("SELECT name, host, port, weight, application_name, drained"
-						 "  FROM %s.replroute_node ORDER BY name",
-						 quote_identifier(schema_name));
-		state->registry_plan = prepare_kept(query);
-		state->registry_extension = extension;
-	}
-	execute_read(state->registry_plan, "the registry");
-
-	rows = palloc0(sizeof(rr_node_config) * Max(SPI_processed, 1));
-	desc = SPI_tuptable->tupdesc;
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tuple = SPI_tuptable->vals[i];
-		rr_node_config *row = &rows[i];
-
-		copy_text(tuple, desc, 1, row->name, sizeof(row->name));
-		copy_text(tuple, desc, 2, row->host, sizeof(row->host));
-		row->port = get_int32(tuple, desc, 3);
-		row->weight = get_int32(tuple, desc, 4);
-		copy_text(tuple, desc, 5, row->application_name, sizeof(row->application_name));
-		if (row->application_name[0] == '\0')
-			strlcpy(row->application_name, row->name, sizeof(row->application_name));
-		row->drained = get_bool(tuple, desc, 6);
-	}
-	*available = true;
-	*out = rows;
-	return (size_t) SPI_processed;
-}
-
-/*
- * The extension's OID and schema in one index probe (PostgreSQL 15 exports
- * get_extension_oid but not get_extension_schema).
- */
-static bool
-find_extension(Oid *extension, Oid *schema)
-{
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tuple;
-	bool		found = false;
-
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
-				F_NAMEEQ, CStringGetDatum("replroute"));
-	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
-	tuple = systable_getnext(scan);
-	if (HeapTupleIsValid(tuple))
-	{
-		Form_pg_extension form = (Form_pg_extension) GETSTRUCT(tuple);
-
-		*extension = form->oid;
-		*schema = form->extnamespace;
-		found = true;
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return found;
-}
-
-static SPIPlanPtr
-prepare_kept(const char *query)
-{
-	SPIPlanPtr	plan = SPI_prepare(query, 0, NULL);
-
-	if (plan == NULL)
-		elog(ERROR, "replroute worker: SPI_prepare failed for \"%s\": %s",
-			 query, SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "replroute worker: SPI_keepplan failed");
-	return plan;
 }
