@@ -27,6 +27,22 @@ ALTER SYSTEM SET replroute.stall_timeout = '1 fortnight';
 SELECT count(*) AS pending_changes FROM pg_file_settings
  WHERE name LIKE 'replroute.%' AND sourcefile LIKE '%postgresql.auto.conf';
 
+-- max_lag_bytes: a bare number is bytes, as the SQL parameter of that name;
+-- units still work; the largest value is 2147483647 bytes (2GB - 1)
+SHOW replroute.max_lag_bytes;
+SELECT setting, unit FROM pg_settings WHERE name = 'replroute.max_lag_bytes';
+ALTER SYSTEM SET replroute.max_lag_bytes = 1000000;
+ALTER SYSTEM SET replroute.max_lag_bytes = '2GB';
+ALTER SYSTEM SET replroute.max_lag_bytes = 2147483648;
+SELECT name, setting FROM pg_file_settings
+ WHERE name = 'replroute.max_lag_bytes' AND sourcefile LIKE '%postgresql.auto.conf';
+ALTER SYSTEM SET replroute.max_lag_bytes = '16MB';
+ALTER SYSTEM SET replroute.max_lag_bytes = 2147483647;
+ALTER SYSTEM SET replroute.max_lag_bytes = -1;
+SELECT name, setting FROM pg_file_settings
+ WHERE name = 'replroute.max_lag_bytes' AND sourcefile LIKE '%postgresql.auto.conf';
+ALTER SYSTEM RESET replroute.max_lag_bytes;
+
 -- the edges are accepted
 ALTER SYSTEM SET replroute.recovery_hold = 0;
 ALTER SYSTEM SET replroute.recovery_hold = '1h';

@@ -482,14 +482,6 @@ rr_status rr_validate_weight(int32_t weight, rr_error *error) RR_NOEXCEPT;
 /* 1..63 bytes of printable ASCII without quotes or backslashes. */
 rr_status rr_validate_application_name(const char *application_name, rr_error *error) RR_NOEXCEPT;
 
-/* ---------------------------------------------------------------------------
- * Conversions
- * ------------------------------------------------------------------------- */
-/* A PostgreSQL interval (time in microseconds, days, months of 30 days) as
- * microseconds; saturates to INT64_MAX / INT64_MIN by the sign of the whole
- * instead of overflowing. */
-int64_t rr_interval_usec(int64_t time, int32_t day, int32_t month) RR_NOEXCEPT;
-
 #ifdef __cplusplus
 }
 #endif

@@ -10,7 +10,6 @@
 
 #include "errors.hpp"
 #include "evaluator.hpp"
-#include "interval.hpp"
 #include "event_log.hpp"
 #include "names.hpp"
 #include "probe.hpp"
@@ -388,11 +387,4 @@ extern "C"
 		               [&] { return validate_application_name(application_name, error); });
 	}
 
-
-	/* --- conversions -------------------------------------------------------- */
-
-	int64_t rr_interval_usec(int64_t time, int32_t day, int32_t month) noexcept
-	{
-		return interval_usec(time, day, month);
-	}
 } // extern "C"

@@ -1,11 +1,15 @@
 /*
- * interval.hpp -- a PostgreSQL interval as a number of microseconds.
+ * interval.hpp -- PostgreSQL intervals as microseconds, without overflow.
+ *
+ * An interval is three fields (microseconds, days, months); every SQL function
+ * that takes one as a bound or a timeout needs one number.  Months count 30
+ * days, as EXTRACT(epoch FROM interval) does.  Values beyond int64 saturate:
+ * callers compare the result or add it to a time, never scale it.
  */
-#ifndef REPLROUTE_CORE_INTERVAL_HPP
-#define REPLROUTE_CORE_INTERVAL_HPP
+#pragma once
 
 #ifdef POSTGRES_H
-#error "the replroute core must not include postgres.h"
+#error "src/core headers are C++ internals of replroute; never include them next to postgres.h"
 #endif
 
 #include <cstdint>
@@ -13,14 +17,12 @@
 namespace replroute
 {
 
-/*
- * time + day days + month months, in microseconds, with a month of 30 days
- * (as EXTRACT(epoch FROM interval) counts it).  Never overflows: a total
- * beyond int64 saturates to INT64_MAX or INT64_MIN by the sign of the whole,
- * not of any one field ('178000000 years -1 day' is a long time).
- */
-int64_t interval_usec(int64_t time, int32_t day, int32_t month) noexcept;
+constexpr int64_t kUsecPerDay = INT64_C(86400000000);
+constexpr int64_t kDaysPerMonth = 30;
+
+int64_t interval_usec(int64_t time_us, int32_t days, int32_t months) noexcept;
+
+/* a + b, saturating at the int64 limits. */
+int64_t saturating_add(int64_t a, int64_t b) noexcept;
 
 } // namespace replroute
-
-#endif

@@ -23,6 +23,7 @@
 #include "utils/timestamp.h"
 
 #include "replroute_pg.h"
+#include "replroute/replay_wait.h"
 
 PG_FUNCTION_INFO_V1(replroute_pick_reader);
 PG_FUNCTION_INFO_V1(replroute_readers);
@@ -406,6 +407,7 @@ replroute_refresh(PG_FUNCTION_ARGS)
 	TimestampTz deadline;
 	uint64		target;
 	bool		done = false;
+	bool		asked = false;
 
 	rr_require_preload();
 	if (PG_ARGISNULL(0))
@@ -423,7 +425,6 @@ replroute_refresh(PG_FUNCTION_ARGS)
 	 * caller may have changed it in ways no trigger reports, such as CREATE
 	 * EXTENSION). */
 	target = pg_atomic_read_u64(&rr_shared->rounds_started) + 1;
-	rr_registry_changed();
 	deadline = GetCurrentTimestamp();
 	if (pg_add_s64_overflow(deadline, timeout_us, &deadline))
 		deadline = DT_NOEND;
@@ -438,13 +439,20 @@ replroute_refresh(PG_FUNCTION_ARGS)
 			done = true;
 			break;
 		}
-		/* Again each time: the worker may have restarted meanwhile. */
-		if (pg_atomic_read_u64(&rr_shared->rounds_started) < target)
-			rr_wake_worker();
-
 		remaining_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 		if (remaining_ms <= 0)
 			break;
+
+		/* Asked once, woken again each time: the worker may have restarted
+		 * meanwhile.  (Only once there is time to wait: a round takes
+		 * microseconds, and a zero timeout must not see one that it caused.) */
+		if (!asked)
+		{
+			rr_registry_changed();
+			asked = true;
+		}
+		else if (pg_atomic_read_u64(&rr_shared->rounds_started) < target)
+			rr_wake_worker();
 		(void) ConditionVariableTimedSleep(&rr_shared->round_published,
 										   Min(remaining_ms, REFRESH_RECHECK_MS),
 										   PG_WAIT_EXTENSION);

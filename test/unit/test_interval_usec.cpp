@@ -1,7 +1,7 @@
 /* interval_usec: the one conversion of a PostgreSQL interval. */
 #include "interval.hpp"
 
-#include "replroute/replroute.h"
+#include "replroute/replay_wait.h"
 
 #include <gtest/gtest.h>
 
