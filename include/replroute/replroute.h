@@ -332,8 +332,13 @@ typedef struct rr_shared_table rr_shared_table;
 size_t rr_table_size(uint32_t capacity) RR_NOEXCEPT;
 /* Formats the memory; called once, under AddinShmemInitLock. */
 rr_shared_table *rr_table_init(void *memory, uint32_t capacity) RR_NOEXCEPT;
-/* Forget everything published (the worker calls it when it starts, so that a
- * restarted worker never serves a previous incarnation's verdicts). */
+/* Withdraw every verdict published (the worker calls it when it starts, so
+ * that a restarted worker never serves a previous incarnation's verdicts),
+ * but keep the rows: until the next publication each row is state unknown,
+ * not routable, with a reason that says so, state_since RR_NO_TIME, and the
+ * header has no publication time (readers: RR_CAUSE_NO_DATA).  So the view
+ * keeps one row per node across a restart instead of going blank.  Rows a
+ * writer that died mid-publication may have half-written are dropped. */
 void rr_table_reset(rr_shared_table *table) RR_NOEXCEPT;
 
 /* Consistent copy of the header and of up to max_entries entries. */

@@ -8,6 +8,7 @@
 
 #include <boost/container/small_vector.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -54,70 +55,9 @@ rr_unroutable_cause judge_table(const rr_table_header &header, rr_timestamp now,
 	return RR_CAUSE_NONE;
 }
 
-namespace
+uint64_t scale_random(uint64_t random, uint64_t total) noexcept
 {
-
-/* Unknown lag sorts after every known lag. */
-int64_t lag_key(int64_t lag)
-{
-	return lag < 0 ? std::numeric_limits<int64_t>::max() : lag;
-}
-
-bool less_lagging(const RouteRecord &a, const RouteRecord &b)
-{
-	if (lag_key(a.lag_bytes) != lag_key(b.lag_bytes))
-		return lag_key(a.lag_bytes) < lag_key(b.lag_bytes);
-	if (lag_key(a.lag_us) != lag_key(b.lag_us))
-		return lag_key(a.lag_us) < lag_key(b.lag_us);
-	return std::strncmp(a.name, b.name, RR_NAME_LEN) < 0;
-}
-
-/* Weighted choice: random scaled onto [0, total) by a 64x64->128 multiply
- * (the bias is at most total / 2^64), then the candidate whose cumulative
- * weight range holds it. */
-std::optional<size_t> choose_weighted(std::span<const RouteRecord> candidates, uint64_t random)
-{
-	uint64_t total = 0;
-	for (const RouteRecord &c : candidates)
-		total += c.weight > 0 ? static_cast<uint64_t>(c.weight) : 0;
-	if (total == 0)
-		return std::nullopt;
-	uint64_t target = static_cast<uint64_t>((static_cast<unsigned __int128>(random) * total) >> 64);
-	uint64_t cumulative = 0;
-	for (size_t i = 0; i < candidates.size(); ++i)
-	{
-		if (candidates[i].weight <= 0)
-			continue;
-		cumulative += static_cast<uint64_t>(candidates[i].weight);
-		if (target < cumulative)
-			return i;
-	}
-	return std::nullopt; /* unreachable: target < total */
-}
-
-} // namespace
-
-std::optional<size_t> choose(std::span<const RouteRecord> candidates, rr_policy policy,
-                             uint64_t random, uint64_t ticket) noexcept
-{
-	if (candidates.empty())
-		return std::nullopt;
-	switch (policy)
-	{
-	case RR_POLICY_WEIGHTED:
-		return choose_weighted(candidates, random);
-	case RR_POLICY_ROUND_ROBIN:
-		return static_cast<size_t>(ticket % candidates.size());
-	case RR_POLICY_LEAST_LAG:
-	{
-		size_t best = 0;
-		for (size_t i = 1; i < candidates.size(); ++i)
-			if (less_lagging(candidates[i], candidates[best]))
-				best = i;
-		return best;
-	}
-	}
-	return std::nullopt;
+	return static_cast<uint64_t>((static_cast<unsigned __int128>(random) * total) >> 64);
 }
 
 namespace
@@ -134,37 +74,117 @@ bool policy_known(const rr_pick_request &request)
 	return raw == RR_POLICY_WEIGHTED || raw == RR_POLICY_ROUND_ROBIN || raw == RR_POLICY_LEAST_LAG;
 }
 
-uint32_t entries_in(const rr_table_header &header, const rr_shared_table &table)
+bool has_lag_bounds(const rr_pick_request &request)
 {
-	/* A header read mid-publication may hold anything; never index past the
-	 * table. */
-	return header.n_entries < table.capacity ? header.n_entries : table.capacity;
+	return request.max_lag_bytes >= 0 || request.max_lag_us >= 0;
 }
 
-/* One pass of a consistent read, shared by pick and list: judges the table,
- * then calls visit(index, metrics) for every entry that qualifies under the
- * request -- checked on the compact record, so that callers copy only what
- * qualifies.  Returns the table's verdict (RR_CAUSE_NONE: fresh, usable). */
-template <typename Visit>
-rr_unroutable_cause visit_qualifying(TableReader &reader, const rr_shared_table &table,
-                                     const rr_pick_request &request, int64_t &data_age_us,
-                                     Visit &&visit)
+/* How many candidates, from the first, meet min_lsn: they are ordered by
+ * known replay position, newest first, so this is a binary search. */
+uint32_t meeting_min_lsn(const TableReader &reader, uint32_t n, rr_lsn min_lsn)
 {
-	rr_table_header header = reader.header();
-	rr_unroutable_cause cause =
-	    judge_table(header, request.now, request.stale_after_us, data_age_us);
-	if (cause != RR_CAUSE_NONE)
-		return cause;
-	uint32_t n = entries_in(header, table);
-	for (uint32_t i = 0; i < n; ++i)
+	if (min_lsn == 0)
+		return n;
+	uint32_t low = 0, high = n; /* [0, low) meet it, [high, n) do not */
+	while (low < high)
 	{
-		RouteRecord record;
-		reader.route_metrics(i, record);
-		if (qualifies(record.routable != 0, record.lag_bytes, record.lag_us,
-		              record.known_replay_lsn, request))
-			visit(i, record);
+		uint32_t mid = low + (high - low) / 2;
+		if (reader.candidate_lsn(mid) >= min_lsn)
+			low = mid + 1;
+		else
+			high = mid;
 	}
-	return RR_CAUSE_NONE;
+	return low;
+}
+
+/* A candidate that met min_lsn, as the per-call lag bounds see it. */
+struct Qualified
+{
+	uint32_t candidate;
+	uint32_t entry_index;
+	uint32_t lag_rank;
+	int32_t weight;
+};
+using QualifiedVector = boost::container::small_vector<Qualified, kInlineCandidates>;
+
+/* The candidates among the first k that meet the per-call lag bounds. */
+void filter_by_lag(const TableReader &reader, uint32_t k, const rr_pick_request &request,
+                   QualifiedVector &out)
+{
+	out.clear();
+	for (uint32_t c = 0; c < k; ++c)
+	{
+		Candidate candidate;
+		reader.candidate_metrics(c, candidate);
+		if (qualifies(true, candidate.lag_bytes, candidate.lag_us, candidate.known_replay_lsn,
+		              request))
+			out.push_back({c, candidate.entry_index, candidate.lag_rank, candidate.weight});
+	}
+}
+
+/* The chosen candidate among the first k that meet min_lsn, or nullopt.
+ * Runs inside a consistent read: every index it reads is below the
+ * candidate count, which is at most the capacity. */
+std::optional<uint32_t> choose_candidate(const TableReader &reader, uint32_t n_candidates,
+                                         const rr_pick_request &request, uint64_t ticket,
+                                         QualifiedVector &scratch)
+{
+	uint32_t k = meeting_min_lsn(reader, n_candidates, request.min_lsn);
+	if (k == 0)
+		return std::nullopt;
+	if (!has_lag_bounds(request))
+	{
+		switch (request.policy)
+		{
+		case RR_POLICY_WEIGHTED:
+			return choose_by_cumulative_weight(k, request.random,
+			                                   [&](uint32_t i)
+			                                   { return reader.candidate_cumulative_weight(i); });
+		case RR_POLICY_ROUND_ROBIN:
+			return static_cast<uint32_t>(ticket % k);
+		case RR_POLICY_LEAST_LAG:
+		{
+			uint32_t best = reader.candidate_least_lag_upto(k - 1);
+			return best < k ? best : 0; /* a torn read may say anything */
+		}
+		}
+		return std::nullopt;
+	}
+
+	filter_by_lag(reader, k, request, scratch);
+	if (scratch.empty())
+		return std::nullopt;
+	switch (request.policy)
+	{
+	case RR_POLICY_WEIGHTED:
+	{
+		/* Cumulative weights of the survivors, computed as they are read. */
+		uint64_t total = 0;
+		for (const Qualified &q : scratch)
+			total += q.weight > 0 ? static_cast<uint64_t>(q.weight) : 0;
+		if (total == 0)
+			return std::nullopt;
+		uint64_t target = scale_random(request.random, total), cumulative = 0;
+		for (const Qualified &q : scratch)
+		{
+			cumulative += q.weight > 0 ? static_cast<uint64_t>(q.weight) : 0;
+			if (target < cumulative)
+				return q.candidate;
+		}
+		return std::nullopt; /* unreachable: target < total */
+	}
+	case RR_POLICY_ROUND_ROBIN:
+		return scratch[ticket % scratch.size()].candidate;
+	case RR_POLICY_LEAST_LAG:
+	{
+		const Qualified *best = &scratch[0];
+		for (const Qualified &q : scratch)
+			if (q.lag_rank < best->lag_rank)
+				best = &q;
+		return best->candidate;
+	}
+	}
+	return std::nullopt;
 }
 
 } // namespace
@@ -187,21 +207,29 @@ rr_status pick_reader(rr_shared_table &table, const rr_pick_request &request,
 	if (!table_is_formatted(&table))
 		return fail(error, RR_ERR_NOT_READY, "the shared table was not initialised");
 
-	boost::container::small_vector<RouteRecord, kInlineCandidates> candidates;
+	/* Taken before the read, so that a retried read uses the same ticket. */
+	uint64_t ticket = 0;
+	if (request.policy == RR_POLICY_ROUND_ROBIN)
+		ticket = table.round_robin.fetch_add(1, std::memory_order_relaxed);
+
+	QualifiedVector scratch;
 	rr_unroutable_cause cause = RR_CAUSE_NO_DATA;
 	int64_t data_age_us = RR_NO_DURATION;
+	std::optional<uint32_t> chosen;
+	char name[RR_NAME_LEN];
 
 	TableReader reader(table);
 	bool consistent = reader.read_consistent(
 	    [&]
 	    {
-		    candidates.clear();
-		    cause = visit_qualifying(reader, table, request, data_age_us,
-		                             [&](uint32_t i, RouteRecord &record)
-		                             {
-			                             reader.route_name(i, record);
-			                             candidates.push_back(record);
-		                             });
+		    chosen.reset();
+		    rr_table_header header = reader.header();
+		    cause = judge_table(header, request.now, request.stale_after_us, data_age_us);
+		    if (cause != RR_CAUSE_NONE)
+			    return;
+		    chosen = choose_candidate(reader, reader.candidate_count(), request, ticket, scratch);
+		    if (chosen)
+			    reader.candidate_name(*chosen, name);
 	    });
 	if (!consistent)
 	{
@@ -216,12 +244,6 @@ rr_status pick_reader(rr_shared_table &table, const rr_pick_request &request,
 		result.cause = cause;
 		return RR_OK;
 	}
-	uint64_t ticket = 0;
-	if (request.policy == RR_POLICY_ROUND_ROBIN && !candidates.empty())
-		ticket = table.round_robin.fetch_add(1, std::memory_order_relaxed);
-	std::optional<size_t> chosen =
-	    choose(std::span<const RouteRecord>(candidates.data(), candidates.size()), request.policy,
-	           request.random, ticket);
 	if (!chosen)
 	{
 		result.cause = RR_CAUSE_NO_CANDIDATE;
@@ -229,7 +251,7 @@ rr_status pick_reader(rr_shared_table &table, const rr_pick_request &request,
 	}
 	result.found = true;
 	result.cause = RR_CAUSE_NONE;
-	copy_field(result.name, candidates[*chosen].name);
+	copy_field(result.name, name);
 	return RR_OK;
 }
 
@@ -245,19 +267,29 @@ rr_status list_readers(const rr_shared_table &table, const rr_pick_request &requ
 		return fail(error, RR_ERR_NOT_READY, "the shared table was not initialised");
 
 	uint32_t copied = 0, qualified = 0;
+	QualifiedVector scratch;
+	boost::container::small_vector<uint32_t, kInlineCandidates> indexes;
 	TableReader reader(table);
 	bool consistent = reader.read_consistent(
 	    [&]
 	    {
 		    copied = qualified = 0;
 		    int64_t data_age_us;
-		    cause = visit_qualifying(reader, table, request, data_age_us,
-		                             [&](uint32_t i, const RouteRecord &)
-		                             {
-			                             ++qualified;
-			                             if (copied < max_entries)
-				                             reader.entry(i, entries[copied++]);
-		                             });
+		    cause = judge_table(reader.header(), request.now, request.stale_after_us, data_age_us);
+		    if (cause != RR_CAUSE_NONE)
+			    return;
+		    uint32_t k = meeting_min_lsn(reader, reader.candidate_count(), request.min_lsn);
+		    filter_by_lag(reader, k, request, scratch);
+		    indexes.clear();
+		    for (const Qualified &q : scratch)
+			    if (q.entry_index < table.capacity) /* a torn read may say anything */
+				    indexes.push_back(q.entry_index);
+		    /* Table order, as replroute_nodes lists them. */
+		    std::sort(indexes.begin(), indexes.end());
+		    qualified = static_cast<uint32_t>(indexes.size());
+		    for (uint32_t i : indexes)
+			    if (copied < max_entries)
+				    reader.entry(i, entries[copied++]);
 	    });
 	if (!consistent)
 	{

@@ -2,10 +2,14 @@
  * routing.hpp -- what a backend does with the table: judge it (published?
  * fresh? a primary?), qualify its nodes against the per-call bounds, choose.
  *
- * pick_reader runs in every backend for every routed read, so it allocates
- * nothing for up to kInlineCandidates qualifying nodes, copies only the
- * compact RouteRecords, and touches the shared round-robin counter only
- * under that policy.
+ * pick_reader runs in every backend for every routed read.  It reads only
+ * the candidates the worker prepared (shared_table.hpp): without per-call lag
+ * bounds a pick is a few binary searches over them, whatever the number of
+ * registered nodes; with lag bounds it filters the candidates that meet
+ * min_lsn, allocating nothing for up to kInlineCandidates qualifying ones.
+ * It copies one name, and touches the shared round-robin counter only under
+ * that policy.  Round robin and weighted choice go through the candidates in
+ * their published order (newest replay position first).
  *
  * Bounds: a negative max_lag_bytes / max_lag_us means no bound (RR_NO_LIMIT);
  * a node whose lag is unknown fails any bound that is set.  min_lsn = 0 means
@@ -40,10 +44,34 @@ bool qualifies(bool routable, int64_t lag_bytes, int64_t lag_us, rr_lsn known_re
 rr_unroutable_cause judge_table(const rr_table_header &header, rr_timestamp now,
                                 int64_t stale_after_us, int64_t &data_age_us) noexcept;
 
-/* Index into candidates of the chosen one; nullopt when empty or policy is
- * unknown.  random feeds the weighted policy, ticket the round-robin one. */
-std::optional<size_t> choose(std::span<const RouteRecord> candidates, rr_policy policy,
-                             uint64_t random, uint64_t ticket) noexcept;
+/* random scaled onto [0, total): a 64x64->128 multiply, the bias is at most
+ * total / 2^64. */
+uint64_t scale_random(uint64_t random, uint64_t total) noexcept;
+
+/* The weighted choice over cumulative weights (non-decreasing): the first i
+ * whose cumulative weight exceeds random scaled onto [0, last).  cumulative(i)
+ * gives the i-th of n; nullopt when n is 0 or the total weight is 0. */
+template <class Cumulative>
+std::optional<uint32_t> choose_by_cumulative_weight(uint32_t n, uint64_t random,
+                                                    Cumulative &&cumulative)
+{
+	if (n == 0)
+		return std::nullopt;
+	uint64_t total = cumulative(n - 1);
+	if (total == 0)
+		return std::nullopt;
+	uint64_t target = scale_random(random, total);
+	uint32_t low = 0, high = n - 1; /* cumulative(high) > target */
+	while (low < high)
+	{
+		uint32_t mid = low + (high - low) / 2;
+		if (cumulative(mid) > target)
+			high = mid;
+		else
+			low = mid + 1;
+	}
+	return low;
+}
 
 rr_status pick_reader(rr_shared_table &table, const rr_pick_request &request,
                       rr_pick_result &result, rr_error *error);

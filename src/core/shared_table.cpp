@@ -6,6 +6,10 @@
 
 #include "text.hpp"
 
+#include <boost/container/small_vector.hpp>
+
+#include <algorithm>
+#include <limits>
 #include <new>
 #include <thread>
 
@@ -17,7 +21,12 @@ namespace
 
 constexpr size_t kWord = sizeof(uint64_t);
 constexpr size_t kHeaderWords = sizeof(rr_table_header) / kWord;
-constexpr size_t kRouteWords = sizeof(RouteRecord) / kWord;
+constexpr size_t kPickWords = sizeof(PickIndex) / kWord;
+constexpr size_t kCandidateWords = sizeof(Candidate) / kWord;
+constexpr size_t kLsnWord = offsetof(Candidate, known_replay_lsn) / kWord;
+constexpr size_t kCumulativeWord = offsetof(Candidate, cumulative_weight) / kWord;
+constexpr size_t kIndexWord = offsetof(Candidate, entry_index) / kWord;
+static_assert(offsetof(Candidate, least_lag_upto) == offsetof(Candidate, entry_index) + 4);
 constexpr size_t kEntryWords = sizeof(rr_node_entry) / kWord;
 
 uint64_t *words_at(rr_shared_table &table, size_t word_offset) noexcept
@@ -39,15 +48,26 @@ size_t header_offset() noexcept
 	return 0;
 }
 
-size_t route_offset(uint32_t index) noexcept
+size_t pick_offset() noexcept
 {
-	return kHeaderWords + static_cast<size_t>(index) * kRouteWords;
+	return kHeaderWords;
+}
+
+size_t candidate_offset(uint32_t index) noexcept
+{
+	return kHeaderWords + kPickWords + static_cast<size_t>(index) * kCandidateWords;
 }
 
 size_t entry_offset(const rr_shared_table &table, uint32_t index) noexcept
 {
-	return kHeaderWords + static_cast<size_t>(table.capacity) * kRouteWords +
+	return kHeaderWords + kPickWords + static_cast<size_t>(table.capacity) * kCandidateWords +
 	       static_cast<size_t>(index) * kEntryWords;
+}
+
+size_t total_words(uint32_t capacity) noexcept
+{
+	return kHeaderWords + kPickWords +
+	       static_cast<size_t>(capacity) * (kCandidateWords + kEntryWords);
 }
 
 void store_words(uint64_t *dst, const void *src, size_t n_words) noexcept
@@ -99,24 +119,78 @@ rr_table_header empty_header(uint64_t rounds, uint32_t capacity) noexcept
 	return header;
 }
 
+/* What a row says between a worker's start and its first publication. */
+constexpr char kResetReason[] = "no verdict yet: the replroute worker restarted and has not "
+                                "published its first round";
+
+/* Unknown lag sorts after every known lag. */
+int64_t lag_key(int64_t lag) noexcept
+{
+	return lag < 0 ? std::numeric_limits<int64_t>::max() : lag;
+}
+
 } // namespace
 
-RouteRecord route_record_of(const rr_node_entry &entry) noexcept
+bool less_lagging(int64_t lag_bytes_a, int64_t lag_us_a, const char *name_a, int64_t lag_bytes_b,
+                  int64_t lag_us_b, const char *name_b) noexcept
 {
-	RouteRecord record{};
-	record.lag_bytes = entry.lag_bytes;
-	record.lag_us = entry.lag_us;
-	record.known_replay_lsn = entry.known_replay_lsn;
-	record.weight = entry.weight;
-	record.routable = entry.routable ? 1 : 0;
-	copy_field(record.name, entry.name);
-	return record;
+	if (lag_key(lag_bytes_a) != lag_key(lag_bytes_b))
+		return lag_key(lag_bytes_a) < lag_key(lag_bytes_b);
+	if (lag_key(lag_us_a) != lag_key(lag_us_b))
+		return lag_key(lag_us_a) < lag_key(lag_us_b);
+	return std::strncmp(name_a, name_b, RR_NAME_LEN) < 0;
 }
+
+namespace
+{
+
+using IndexVector = boost::container::small_vector<uint32_t, kInlineSort>;
+
+/* Newest known replay position first; ties by name, then by index, so the
+ * order (and with it round robin's) is stable while positions do not move. */
+bool before_in_candidate_order(const rr_node_entry &a, uint32_t ia, const rr_node_entry &b,
+                               uint32_t ib) noexcept
+{
+	if (a.known_replay_lsn != b.known_replay_lsn)
+		return a.known_replay_lsn > b.known_replay_lsn;
+	int by_name = std::strncmp(a.name, b.name, RR_NAME_LEN);
+	if (by_name != 0)
+		return by_name < 0;
+	return ia < ib;
+}
+
+/* The candidates of entries, in order, into the table's candidate words. */
+uint32_t store_candidates(rr_shared_table &table, std::span<const rr_node_entry> entries,
+                          const IndexVector &order, const IndexVector &rank)
+{
+	uint64_t cumulative = 0;
+	uint32_t best = 0;
+	for (uint32_t c = 0; c < order.size(); ++c)
+	{
+		const rr_node_entry &entry = entries[order[c]];
+		Candidate candidate{};
+		candidate.known_replay_lsn = entry.known_replay_lsn;
+		candidate.lag_bytes = entry.lag_bytes;
+		candidate.lag_us = entry.lag_us;
+		candidate.weight = entry.weight;
+		cumulative += entry.weight > 0 ? static_cast<uint64_t>(entry.weight) : 0;
+		candidate.cumulative_weight = cumulative;
+		candidate.lag_rank = rank[c];
+		if (rank[c] < rank[best])
+			best = c;
+		candidate.least_lag_upto = best;
+		candidate.entry_index = order[c];
+		copy_field(candidate.name, entry.name);
+		store_words(words_at(table, candidate_offset(c)), &candidate, kCandidateWords);
+	}
+	return static_cast<uint32_t>(order.size());
+}
+
+} // namespace
 
 size_t table_size(uint32_t capacity) noexcept
 {
-	return sizeof(rr_shared_table) + kHeaderWords * kWord +
-	       static_cast<size_t>(capacity) * (kRouteWords + kEntryWords) * kWord;
+	return sizeof(rr_shared_table) + total_words(capacity) * kWord;
 }
 
 rr_shared_table *table_init(void *memory, uint32_t capacity) noexcept
@@ -125,7 +199,7 @@ rr_shared_table *table_init(void *memory, uint32_t capacity) noexcept
 		return nullptr;
 	rr_shared_table *table = new (memory) rr_shared_table{};
 	table->capacity = capacity;
-	size_t n_words = kHeaderWords + static_cast<size_t>(capacity) * (kRouteWords + kEntryWords);
+	size_t n_words = total_words(capacity);
 	uint64_t *words = words_at(*table, 0);
 	for (size_t i = 0; i < n_words; ++i)
 		new (&words[i]) uint64_t(0);
@@ -143,7 +217,7 @@ bool table_is_formatted(const rr_shared_table *table) noexcept
 }
 
 void table_publish(rr_shared_table &table, const rr_table_header &header,
-                   std::span<const rr_node_entry> entries) noexcept
+                   std::span<const rr_node_entry> entries)
 {
 	uint32_t n =
 	    entries.size() < table.capacity ? static_cast<uint32_t>(entries.size()) : table.capacity;
@@ -151,21 +225,67 @@ void table_publish(rr_shared_table &table, const rr_table_header &header,
 	stored.n_entries = n;
 	stored.capacity = table.capacity;
 
+	/* Prepared before the write begins: sorting may allocate, and readers
+	 * should wait for stores only. */
+	IndexVector order, by_lag, rank;
+	for (uint32_t i = 0; i < n; ++i)
+		if (entries[i].routable)
+			order.push_back(i);
+	std::sort(order.begin(), order.end(),
+	          [&](uint32_t a, uint32_t b)
+	          { return before_in_candidate_order(entries[a], a, entries[b], b); });
+	by_lag.resize(order.size());
+	rank.resize(order.size());
+	for (uint32_t c = 0; c < order.size(); ++c)
+		by_lag[c] = c;
+	std::sort(
+	    by_lag.begin(), by_lag.end(),
+	    [&](uint32_t a, uint32_t b)
+	    {
+		    const rr_node_entry &ea = entries[order[a]], &eb = entries[order[b]];
+		    if (less_lagging(ea.lag_bytes, ea.lag_us, ea.name, eb.lag_bytes, eb.lag_us, eb.name))
+			    return true;
+		    if (less_lagging(eb.lag_bytes, eb.lag_us, eb.name, ea.lag_bytes, ea.lag_us, ea.name))
+			    return false;
+		    return a < b;
+	    });
+	for (uint32_t r = 0; r < by_lag.size(); ++r)
+		rank[by_lag[r]] = r;
+
 	uint64_t odd = begin_write(table);
 	store_words(words_at(table, header_offset()), &stored, kHeaderWords);
+	PickIndex pick{};
+	pick.n_candidates = store_candidates(table, entries, order, rank);
+	store_words(words_at(table, pick_offset()), &pick, kPickWords);
 	for (uint32_t i = 0; i < n; ++i)
-	{
-		RouteRecord record = route_record_of(entries[i]);
-		store_words(words_at(table, route_offset(i)), &record, kRouteWords);
 		store_words(words_at(table, entry_offset(table, i)), &entries[i], kEntryWords);
-	}
 	end_write(table, odd);
 }
 
 void table_reset(rr_shared_table &table) noexcept
 {
-	rr_table_header header = empty_header(table_last_header(table).rounds, table.capacity);
-	table_publish(table, header, {});
+	rr_table_header last = table_last_header(table);
+	rr_table_header header = empty_header(last.rounds, table.capacity);
+	bool torn = (table.sequence.load(std::memory_order_relaxed) & 1) != 0;
+	uint32_t n = torn ? 0 : std::min(last.n_entries, table.capacity);
+	header.n_entries = n;
+
+	/* The writer reads its own words: no seqlock needed, nobody else writes. */
+	uint64_t odd = begin_write(table);
+	store_words(words_at(table, header_offset()), &header, kHeaderWords);
+	PickIndex pick{};
+	store_words(words_at(table, pick_offset()), &pick, kPickWords);
+	for (uint32_t i = 0; i < n; ++i)
+	{
+		rr_node_entry entry;
+		load_words(&entry, words_at(table, entry_offset(table, i)), kEntryWords);
+		entry.state = RR_STATE_UNKNOWN;
+		entry.routable = false;
+		entry.state_since = RR_NO_TIME;
+		copy_text(entry.reason, sizeof entry.reason, kResetReason, sizeof kResetReason);
+		store_words(words_at(table, entry_offset(table, i)), &entry, kEntryWords);
+	}
+	end_write(table, odd);
 }
 
 rr_table_header table_last_header(const rr_shared_table &table) noexcept
@@ -182,15 +302,42 @@ rr_table_header TableReader::header() const noexcept
 	return header;
 }
 
-void TableReader::route_metrics(uint32_t index, RouteRecord &out) const noexcept
+uint32_t TableReader::candidate_count() const noexcept
 {
-	load_words(&out, words_at(table_, route_offset(index)), kRouteMetricWords);
+	PickIndex pick;
+	load_words(&pick, words_at(table_, pick_offset()), kPickWords);
+	return pick.n_candidates < table_.capacity ? static_cast<uint32_t>(pick.n_candidates)
+	                                           : table_.capacity;
 }
 
-void TableReader::route_name(uint32_t index, RouteRecord &out) const noexcept
+rr_lsn TableReader::candidate_lsn(uint32_t index) const noexcept
 {
-	load_words(out.name, words_at(table_, route_offset(index)) + kRouteMetricWords,
-	           kRouteWords - kRouteMetricWords);
+	return std::atomic_ref<uint64_t>(*(words_at(table_, candidate_offset(index)) + kLsnWord))
+	    .load(std::memory_order_acquire);
+}
+
+uint64_t TableReader::candidate_cumulative_weight(uint32_t index) const noexcept
+{
+	return std::atomic_ref<uint64_t>(*(words_at(table_, candidate_offset(index)) + kCumulativeWord))
+	    .load(std::memory_order_acquire);
+}
+
+uint32_t TableReader::candidate_least_lag_upto(uint32_t index) const noexcept
+{
+	Candidate c;
+	load_words(&c.entry_index, words_at(table_, candidate_offset(index)) + kIndexWord, 1);
+	return c.least_lag_upto;
+}
+
+void TableReader::candidate_metrics(uint32_t index, Candidate &out) const noexcept
+{
+	load_words(&out, words_at(table_, candidate_offset(index)), kCandidateMetricWords);
+}
+
+void TableReader::candidate_name(uint32_t index, char (&name)[RR_NAME_LEN]) const noexcept
+{
+	load_words(name, words_at(table_, candidate_offset(index)) + kCandidateMetricWords,
+	           kCandidateWords - kCandidateMetricWords);
 }
 
 void TableReader::entry(uint32_t index, rr_node_entry &out) const noexcept

@@ -7,11 +7,32 @@
  *   rr_shared_table   control block: magic, capacity, the sequence counter and
  *                     the round-robin counter, each on its own cache line
  *   header words      rr_table_header of the last publication
- *   route words       capacity x RouteRecord: what pick_reader needs, compact
+ *   pick words        PickIndex: how many candidates follow
+ *   candidate words   capacity x Candidate: the routable entries only, what a
+ *                     pick needs prepared (see below)
  *   entry words       capacity x rr_node_entry: everything, for the views
  *
  * The arrays start at offsets computed from capacity (a runtime value), which
  * is the flexible-array layout written out by hand.
+ *
+ * Candidates (layout 2).  A pick must cost the same with 1,024 registered
+ * nodes as with 2 when only 2 are routable, so the writer prepares, with each
+ * publication, the routable entries alone, ordered by known replay position
+ * (newest first; ties by name), each with
+ *   - cumulative_weight: the sum of the weights of candidates 0..i, so that a
+ *     weighted pick among the first k is one scaled random number and a binary
+ *     search;
+ *   - lag_rank: its place in least-lag order (bytes, then time, unknown last,
+ *     then name), and least_lag_upto: the candidate of lowest rank among 0..i;
+ *   - entry_index: where its full entry is, for replroute_readers().
+ * A request's min_lsn keeps a prefix of the candidates (a binary search; an
+ * unknown position, 0, sorts last and never meets a min_lsn).  Per-call lag
+ * bounds then filter that prefix, touching candidates only.
+ *
+ * The table is published whole: reset keeps the rows (so the views never go
+ * blank when a worker restarts) but withdraws every verdict -- each row
+ * becomes unknown and unroutable, the candidates are emptied and the
+ * publication time is cleared, so readers see RR_CAUSE_NO_DATA.
  *
  * Protocol: a sequence lock (seqlock).  One writer, the worker; any number of
  * readers, which never block it and never take a lock.
@@ -64,35 +85,46 @@
 namespace replroute
 {
 
-/* What a backend needs to qualify and choose a node: pick_reader copies only
- * these 12 words per node, not the ~800 bytes of an rr_node_entry.  The four
- * words it tests come first, so a node that does not qualify costs 4 loads. */
-struct RouteRecord
+/* A routable entry as a pick needs it; see "Candidates" above.  The words
+ * a pick tests come first, the name (copied only for the chosen one) last. */
+struct Candidate
 {
+	rr_lsn known_replay_lsn;
 	int64_t lag_bytes;
 	int64_t lag_us;
-	rr_lsn known_replay_lsn;
+	uint64_t cumulative_weight;
 	int32_t weight;
-	uint32_t routable; /* 0 or 1; not bool, so the metrics words are plain integers */
+	uint32_t lag_rank;
+	uint32_t entry_index;
+	uint32_t least_lag_upto;
 	char name[RR_NAME_LEN];
 };
 
-inline constexpr size_t kRouteMetricWords = 4;
+struct PickIndex
+{
+	uint64_t n_candidates;
+};
+
+inline constexpr size_t kCandidateMetricWords = 6;
 
 template <class T>
 inline constexpr bool kWordCopyable = std::is_trivially_copyable_v<T> && alignof(T) == 8 &&
                                       sizeof(T) % sizeof(uint64_t) == 0;
 
-static_assert(kWordCopyable<RouteRecord>);
-static_assert(offsetof(RouteRecord, name) == kRouteMetricWords * sizeof(uint64_t));
+static_assert(kWordCopyable<Candidate>);
+static_assert(kWordCopyable<PickIndex>);
+static_assert(offsetof(Candidate, name) == kCandidateMetricWords * sizeof(uint64_t));
 static_assert(kWordCopyable<rr_node_entry>);
 static_assert(kWordCopyable<rr_table_header>);
 static_assert(std::atomic<uint64_t>::is_always_lock_free,
               "the shared table needs address-free 64-bit atomics");
 
-RouteRecord route_record_of(const rr_node_entry &entry) noexcept;
+/* Least-lag order: lag in bytes, then in time (unknown after every known
+ * value), then name. */
+bool less_lagging(int64_t lag_bytes_a, int64_t lag_us_a, const char *name_a, int64_t lag_bytes_b,
+                  int64_t lag_us_b, const char *name_b) noexcept;
 
-inline constexpr uint64_t kTableMagic = 0x7265706c726f7501ULL; /* "replrou" + layout 1 */
+inline constexpr uint64_t kTableMagic = 0x7265706c726f7502ULL; /* "replrou" + layout 2 */
 
 /* Give up a read after this many attempts: first spins, then yields.  A
  * publication takes microseconds, so reaching the limit means the writer died
@@ -128,9 +160,15 @@ size_t table_size(uint32_t capacity) noexcept;
 rr_shared_table *table_init(void *memory, uint32_t capacity) noexcept;
 bool table_is_formatted(const rr_shared_table *table) noexcept;
 
-/* Writer side (the worker only). */
+/* Writer side (the worker only).  table_publish prepares the candidates of
+ * the routable entries; it allocates only beyond kInlineSort of them (and may
+ * then throw std::bad_alloc, before it touched the table). */
+inline constexpr size_t kInlineSort = 64;
 void table_publish(rr_shared_table &table, const rr_table_header &header,
-                   std::span<const rr_node_entry> entries) noexcept;
+                   std::span<const rr_node_entry> entries);
+/* Withdraws every verdict but keeps the rows (see "reset" above).  Rows a
+ * writer left half-written (the sequence is odd: it died mid-publication)
+ * are not trusted and dropped. */
 void table_reset(rr_shared_table &table) noexcept;
 /* The writer's own last header; no seqlock needed, nobody else writes. */
 rr_table_header table_last_header(const rr_shared_table &table) noexcept;
@@ -149,9 +187,15 @@ public:
 	bool read_consistent(Body &&body) const;
 
 	rr_table_header header() const noexcept;
-	/* The four metric words; name is left untouched. */
-	void route_metrics(uint32_t index, RouteRecord &out) const noexcept;
-	void route_name(uint32_t index, RouteRecord &out) const noexcept;
+	/* At most the capacity, whatever the words say. */
+	uint32_t candidate_count() const noexcept;
+	/* Single words of candidate index (< capacity). */
+	rr_lsn candidate_lsn(uint32_t index) const noexcept;
+	uint64_t candidate_cumulative_weight(uint32_t index) const noexcept;
+	uint32_t candidate_least_lag_upto(uint32_t index) const noexcept;
+	/* The metric words (everything but the name); name is left untouched. */
+	void candidate_metrics(uint32_t index, Candidate &out) const noexcept;
+	void candidate_name(uint32_t index, char (&name)[RR_NAME_LEN]) const noexcept;
 	void entry(uint32_t index, rr_node_entry &out) const noexcept;
 
 private:

@@ -29,18 +29,6 @@ Round three_standbys()
 	return r;
 }
 
-RouteRecord record(const char *name, int32_t weight, int64_t lag_bytes = 0, int64_t lag_us = 0)
-{
-	RouteRecord r{};
-	set_text(r.name, name);
-	r.weight = weight;
-	r.routable = 1;
-	r.lag_bytes = lag_bytes;
-	r.lag_us = lag_us;
-	r.known_replay_lsn = 1;
-	return r;
-}
-
 } // namespace
 
 TEST(Qualifies, PerCallBounds)
@@ -184,9 +172,63 @@ TEST(Pick, ResetTableIsNoDataAgain)
 	rr_table_reset(w.table());
 	Snapshot s = w.snap();
 	EXPECT_EQ(s.header.published_at, RR_NO_TIME);
-	EXPECT_EQ(s.header.n_entries, 0u);
 	EXPECT_EQ(s.header.rounds, 1u) << "rounds count since the table was created";
 	EXPECT_EQ(w.pick(request(r.now)).cause, RR_CAUSE_NO_DATA);
+	std::vector<rr_node_entry> out(16);
+	uint32_t n = 99;
+	rr_unroutable_cause cause = RR_CAUSE_NONE;
+	rr_pick_request q = request(r.now);
+	ASSERT_EQ(rr_list_readers(w.table(), &q, out.data(), 16, &n, &cause, nullptr), RR_OK);
+	EXPECT_EQ(n, 0u);
+	EXPECT_EQ(cause, RR_CAUSE_NO_DATA);
+}
+
+/* A restarted worker resets the table before its first round: the view keeps
+ * one row per node (a dashboard must not read "no standbys"), each unknown
+ * and unroutable, until that round replaces them. */
+TEST(Pick, ResetKeepsTheRowsButWithdrawsEveryVerdict)
+{
+	World w;
+	Round r = three_standbys();
+	r.walsenders.push_back(walsender("stranger", 9, 10000));
+	ASSERT_EQ(w.publish(r), RR_OK);
+	Snapshot before = w.snap();
+	ASSERT_EQ(before.entries.size(), 4u);
+
+	rr_table_reset(w.table());
+	Snapshot s = w.snap();
+	ASSERT_EQ(s.header.n_entries, 4u);
+	ASSERT_EQ(s.entries.size(), 4u);
+	EXPECT_EQ(s.header.published_at, RR_NO_TIME);
+	EXPECT_EQ(s.header.worker_pid, 0);
+	for (size_t i = 0; i < s.entries.size(); ++i)
+	{
+		const rr_node_entry &e = s.entries[i];
+		EXPECT_STREQ(e.name, before.entries[i].name);
+		EXPECT_STREQ(e.host, before.entries[i].host);
+		EXPECT_EQ(e.registered, before.entries[i].registered);
+		EXPECT_EQ(e.state, RR_STATE_UNKNOWN) << e.name;
+		EXPECT_FALSE(e.routable) << e.name;
+		EXPECT_EQ(e.state_since, RR_NO_TIME);
+		EXPECT_NE(std::string(e.reason).find("restarted"), std::string::npos) << e.reason;
+	}
+	for (rr_policy policy : {RR_POLICY_WEIGHTED, RR_POLICY_ROUND_ROBIN, RR_POLICY_LEAST_LAG})
+	{
+		rr_pick_request q = request(r.now, policy);
+		q.stale_after_us = RR_NO_LIMIT;
+		EXPECT_EQ(w.pick(q).cause, RR_CAUSE_NO_DATA);
+		q.max_lag_bytes = 1 << 20;
+		EXPECT_EQ(w.pick(q).cause, RR_CAUSE_NO_DATA);
+	}
+	rr_table_reset(w.table()); /* twice in a row: still the same rows */
+	EXPECT_EQ(w.snap().entries.size(), 4u);
+
+	/* The next worker's first round replaces them. */
+	ASSERT_EQ(w.publish(r), RR_OK);
+	Snapshot after = w.snap();
+	ASSERT_EQ(after.entries.size(), 4u);
+	EXPECT_EQ(after.find("s1")->state, RR_STATE_HEALTHY);
+	EXPECT_TRUE(w.pick(request(r.now)).found);
 }
 
 TEST(Pick, NoCandidate)
@@ -257,38 +299,34 @@ TEST(Pick, LeastLagPicksTheFreshest)
 	EXPECT_STREQ(w.pick(request(kT0, RR_POLICY_LEAST_LAG)).name, "s2");
 }
 
-TEST(Choose, LeastLagOrdersByBytesThenTimeThenName)
+TEST(LessLagging, OrdersByBytesThenTimeThenNameUnknownLast)
 {
-	std::vector<RouteRecord> c = {record("b", 1, 10, 5), record("a", 1, 10, 5),
-	                              record("c", 1, 10, 4), record("d", 1, 11, 0)};
-	EXPECT_EQ(choose(c, RR_POLICY_LEAST_LAG, 0, 0), 2u);
-	c[2].lag_us = 5;
-	EXPECT_EQ(choose(c, RR_POLICY_LEAST_LAG, 0, 0), 1u);
-	c[3].lag_bytes = 9;
-	EXPECT_EQ(choose(c, RR_POLICY_LEAST_LAG, 0, 0), 3u);
-	c[3].lag_bytes = RR_NO_DURATION;
-	EXPECT_EQ(choose(c, RR_POLICY_LEAST_LAG, 0, 0), 1u) << "unknown lag sorts last";
+	EXPECT_TRUE(less_lagging(10, 4, "c", 10, 5, "a")) << "bytes equal: time decides";
+	EXPECT_TRUE(less_lagging(10, 5, "a", 10, 5, "b")) << "both equal: name decides";
+	EXPECT_FALSE(less_lagging(10, 5, "b", 10, 5, "a"));
+	EXPECT_FALSE(less_lagging(10, 5, "a", 10, 5, "a")) << "irreflexive";
+	EXPECT_TRUE(less_lagging(9, 100, "d", 10, 0, "a")) << "bytes first";
+	EXPECT_TRUE(less_lagging(10, 5, "z", RR_NO_DURATION, 0, "a")) << "unknown bytes sort last";
+	EXPECT_TRUE(less_lagging(10, 5, "z", 10, RR_NO_DURATION, "a")) << "unknown time sorts last";
 }
 
-TEST(Choose, EmptyOrUnknownPolicyChoosesNothing)
+TEST(ChooseByCumulativeWeight, DeterministicGivenRandom)
 {
-	EXPECT_FALSE(choose({}, RR_POLICY_WEIGHTED, 0, 0).has_value());
-	std::vector<RouteRecord> c = {record("a", 1)};
-	EXPECT_FALSE(choose(c, static_cast<rr_policy>(42), 0, 0).has_value());
-}
-
-TEST(Choose, WeightedIsDeterministicGivenRandom)
-{
-	std::vector<RouteRecord> c = {record("a", 1), record("b", 0), record("c", 3)};
-	EXPECT_EQ(choose(c, RR_POLICY_WEIGHTED, 0, 0), 0u);
+	/* a = 1, b = 0, c = 3 */
+	std::vector<uint64_t> cumulative = {1, 1, 4};
+	auto at = [&](uint32_t i) { return cumulative[i]; };
+	EXPECT_EQ(choose_by_cumulative_weight(3, 0, at), 0u);
 	/* random / 2^64 * 4 < 1 picks a; >= 1 picks c; b (weight 0) never. */
-	EXPECT_EQ(choose(c, RR_POLICY_WEIGHTED, (1ULL << 62) - 1, 0), 0u);
-	EXPECT_EQ(choose(c, RR_POLICY_WEIGHTED, 1ULL << 62, 0), 2u);
-	EXPECT_EQ(choose(c, RR_POLICY_WEIGHTED, UINT64_MAX, 0), 2u);
+	EXPECT_EQ(choose_by_cumulative_weight(3, (1ULL << 62) - 1, at), 0u);
+	EXPECT_EQ(choose_by_cumulative_weight(3, 1ULL << 62, at), 2u);
+	EXPECT_EQ(choose_by_cumulative_weight(3, UINT64_MAX, at), 2u);
 	for (uint64_t r = 0; r < 64; ++r)
-		EXPECT_NE(choose(c, RR_POLICY_WEIGHTED, r << 58, 0), 1u);
-	std::vector<RouteRecord> zero = {record("z", 0)};
-	EXPECT_FALSE(choose(zero, RR_POLICY_WEIGHTED, 0, 0).has_value());
+		EXPECT_NE(choose_by_cumulative_weight(3, r << 58, at), 1u);
+	EXPECT_EQ(choose_by_cumulative_weight(1, UINT64_MAX, at), 0u) << "a prefix of one";
+	EXPECT_FALSE(choose_by_cumulative_weight(0, 0, at).has_value()) << "nothing to choose";
+	std::vector<uint64_t> zero = {0, 0};
+	EXPECT_FALSE(choose_by_cumulative_weight(2, 0, [&](uint32_t i) { return zero[i]; }))
+	    << "all weights zero";
 }
 
 TEST(Pick, WeightedDistributionFollowsTheWeights)

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,7 +22,7 @@ TEST(SharedTable, SizeGrowsWithCapacity)
 {
 	size_t base = rr_table_size(0);
 	EXPECT_GE(base, sizeof(rr_shared_table) + sizeof(rr_table_header));
-	EXPECT_EQ(rr_table_size(10) - base, 10 * (sizeof(RouteRecord) + sizeof(rr_node_entry)));
+	EXPECT_EQ(rr_table_size(10) - base, 10 * (sizeof(Candidate) + sizeof(rr_node_entry)));
 	EXPECT_EQ(rr_table_size(RR_MAX_NODES_LIMIT + 64) % 8, 0u);
 }
 
@@ -104,6 +105,7 @@ TEST(SharedTable, AWriterThatDiedMidPublicationIsRepairedByReset)
 	rr_table_reset(w.table()); /* the restarted worker's first act */
 	EXPECT_EQ(w.table()->sequence.load() % 2, 0u);
 	EXPECT_EQ(rr_table_header_snapshot(w.table(), &h, &error), RR_OK);
+	EXPECT_EQ(h.n_entries, 0u) << "rows a dying writer may have half-written are not kept";
 	EXPECT_EQ(w.pick(request(r.now)).cause, RR_CAUSE_NO_DATA);
 	ASSERT_EQ(w.publish(r), RR_OK);
 	EXPECT_TRUE(w.pick(request(r.now)).found);
@@ -299,12 +301,51 @@ TEST(SharedTableConcurrency, ReadersNeverSeeATornPublication)
 		}
 	};
 
-	std::vector<ReaderReport> reports(4);
+	/* The other paths of a pick: weighted by cumulative weight with min_lsn
+	 * (binary searches), and round robin under a lag bound (the filter).  The
+	 * chosen name must be one of the publication the data age names. */
+	auto other_picks_thread = [&](ReaderReport &report)
+	{
+		const rr_timestamp now = kBase + (INT64_C(1) << 40);
+		std::mt19937_64 rng(7);
+		for (uint64_t call = 0; !stop.load(std::memory_order_relaxed); ++call)
+		{
+			rr_pick_request q = request(now, RR_POLICY_WEIGHTED, rng());
+			q.stale_after_us = RR_NO_LIMIT;
+			q.min_lsn = 1;
+			if (call % 2 == 1)
+			{
+				q.policy = RR_POLICY_ROUND_ROBIN;
+				q.max_lag_bytes = INT64_MAX;
+			}
+			rr_pick_result p{};
+			rr_error error{};
+			if (rr_pick_reader(table, &q, &p, &error) != RR_OK)
+			{
+				report.first_problem = error.message;
+				++report.torn;
+				continue;
+			}
+			++report.reads;
+			if (p.cause == RR_CAUSE_NO_DATA)
+				continue;
+			uint64_t k = static_cast<uint64_t>(now - p.data_age_us - kBase);
+			bool ok = false;
+			for (uint32_t i = 0; i < kEntries && p.found; ++i)
+				ok = ok || name_for(k, i) == p.name;
+			if (!ok && report.torn++ == 0)
+				report.first_problem = "pick at round " + std::to_string(k) + " chose '" + p.name +
+				                       "', not one of that round's";
+		}
+	};
+
+	std::vector<ReaderReport> reports(5);
 	std::vector<std::thread> readers;
 	readers.emplace_back(snapshot_reader, std::ref(reports[0]));
 	readers.emplace_back(snapshot_reader, std::ref(reports[1]));
 	readers.emplace_back(pick_reader_thread, std::ref(reports[2]));
 	readers.emplace_back(pick_reader_thread, std::ref(reports[3]));
+	readers.emplace_back(other_picks_thread, std::ref(reports[4]));
 
 	/* Long enough for many thousand publications even under TSan on a busy
 	 * two-core machine, short enough for a unit test. */
@@ -324,9 +365,10 @@ TEST(SharedTableConcurrency, ReadersNeverSeeATornPublication)
 	}
 	EXPECT_GT(reports[0].distinct_rounds + reports[1].distinct_rounds, 10u)
 	    << "the snapshot readers must have seen the table change under them";
-	std::printf("publications %" PRIu64 "; reads %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+	std::printf("publications %" PRIu64 "; reads %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
+	            " %" PRIu64 "\n",
 	            published.load(), reports[0].reads, reports[1].reads, reports[2].reads,
-	            reports[3].reads);
+	            reports[3].reads, reports[4].reads);
 }
 
 TEST(SharedTableConcurrency, RoundRobinCounterIsSharedByAllReaders)
