@@ -468,11 +468,12 @@ prepare_kept(const char *query)
 }
 
 /*
- * Reads the registry into rows allocated in the current memory context;
- * *available is false when the extension does not exist (no rows then).
+ * Reads the registry into rows allocated in context (not the current one:
+ * SPI switches to its own, which SPI_finish frees); *available is false when
+ * the extension does not exist (no rows then).
  */
 size_t
-rr_observe_registry(rr_node_config **out, bool *available)
+rr_observe_registry(MemoryContext context, rr_node_config **out, bool *available)
 {
 	rr_node_config *rows;
 	TupleDesc	desc;
@@ -526,7 +527,7 @@ rr_observe_registry(rr_node_config **out, bool *available)
 		elog(ERROR, "replroute worker: reading the registry failed: %s",
 			 SPI_result_code_string(rc));
 
-	rows = palloc0(sizeof(rr_node_config) * Max(SPI_processed, 1));
+	rows = MemoryContextAllocZero(context, sizeof(rr_node_config) * Max(SPI_processed, 1));
 	desc = SPI_tuptable->tupdesc;
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{

@@ -87,7 +87,8 @@ extern void rr_probes_close_all(void);
 extern size_t rr_observe_walsenders(rr_walsender_obs *out, size_t max);
 extern size_t rr_observe_slots(rr_slot_obs *out, size_t max);
 extern void rr_observe_forget_walsenders(void);
-extern size_t rr_observe_registry(rr_node_config **out, bool *available);
+extern size_t rr_observe_registry(MemoryContext context, rr_node_config **out,
+								  bool *available);
 
 /* registry.c */
 extern void rr_registry_xact_callback_init(void);

@@ -316,7 +316,6 @@ read_registry(WorkerState *state, bool in_recovery, uint64 changes)
 	rr_node_config *rows;
 	size_t		n;
 	bool		available;
-	MemoryContext outer;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -328,9 +327,7 @@ read_registry(WorkerState *state, bool in_recovery, uint64 changes)
 	MemoryContextReset(state->registry_context);
 	state->nodes = NULL;
 	state->n_nodes = 0;
-	outer = MemoryContextSwitchTo(state->registry_context);
-	n = rr_observe_registry(&rows, &available);
-	MemoryContextSwitchTo(outer);
+	n = rr_observe_registry(state->registry_context, &rows, &available);
 
 	SPI_finish();
 	PopActiveSnapshot();

@@ -94,18 +94,23 @@ wait_routable($primary, 2);
 same_as_views('standby2 back');
 
 # --- a registry change under load applies within one round
-my $script = $primary->basedir . '/load.sql';
-append_to_file($script, "INSERT INTO churn VALUES (1);\n");
-my ($out, $err) = ('', '');
+# The load: one session committing an insert at a time, as fast as it can.
+$primary->safe_psql('postgres', q{
+CREATE PROCEDURE load_loop() LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1 .. 10000000 LOOP
+    INSERT INTO churn VALUES (i);
+    COMMIT;
+  END LOOP;
+END $$;});
+my ($in, $out, $err) = ('', '', '');
 my $load = IPC::Run::start(
-	[
-		'pgbench', '-n', '-c', '2', '-T', '60', '-f', $script,
-		'-h', $primary->host, '-p', $primary->port, 'postgres'
-	],
-	'>', \$out, '2>', \$err);
-# Let the load start.
-$primary->poll_query_until('postgres',
-	"SELECT count(*) >= 2 FROM pg_stat_activity WHERE application_name = 'pgbench'");
+	[ 'psql', '-X', '-q', '-d', $primary->connstr('postgres'), '-c', 'CALL load_loop()' ],
+	'<', \$in, '>', \$out, '2>', \$err);
+ok( $primary->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE query = 'CALL load_loop()'"),
+	'the load is writing')
+  or diag "load: $out $err";
 
 sub applied_within_one_round
 {
@@ -190,8 +195,7 @@ my ($stdin, $samples_out, $samples_err) = ('', '', '');
 # after 1 s) while the worker is terminated.
 my $sampler = IPC::Run::start(
 	[
-		'psql', '-X', '-A', '-t', '-h', $primary->host, '-p', $primary->port,
-		'-d', 'postgres', '-c', q{
+		'psql', '-X', '-q', '-A', '-t', '-d', $primary->connstr('postgres'), '-c', q{
 CREATE TEMP TABLE samples (n int, unknown int, pid int);
 DO $$
 DECLARE t0 timestamptz := clock_timestamp();
