@@ -80,6 +80,17 @@ static char *conninfo_in_use;	/* replroute.probe_conninfo the machines were made
 static rr_probe_settings settings_in_use;	/* deadlines in next_at follow these */
 static bool sockets_moved = true;	/* entries moved: the set's user_data is stale */
 static bool outcome_changed;	/* a conclusion changed since the last drive */
+static int	drive_from;			/* where the last drive that ran out of time stopped */
+
+/*
+ * Time one drive may spend.  Starting a connection costs libpq tens to
+ * hundreds of microseconds (conninfo parsing, resolving, the connect call);
+ * a thousand probes that fail together fall due together, and driving them
+ * all in one go would hold up the rounds for a fifth of a second.  So a drive
+ * stops after this long and the rest, still due, go in the next wake-up,
+ * after the round that fell due meanwhile.
+ */
+#define DRIVE_BUDGET_US 1000
 
 static rr_probe_settings
 current_settings(void)
@@ -411,15 +422,25 @@ rr_probes_drive(TimestampTz now)
 	bool		all = settings.interval_us != settings_in_use.interval_us ||
 		settings.timeout_us != settings_in_use.timeout_us;
 
+	TimestampTz stop_at = now + DRIVE_BUDGET_US;
+
 	settings_in_use = settings;
 	outcome_changed = false;
-	for (int i = 0; i < n_probes; i++)
+	if (all || drive_from >= n_probes)
+		drive_from = 0;
+	for (int k = 0; k < n_probes; k++)
 	{
+		int			i = (drive_from + k) % n_probes;
 		ProbeConn  *p = &probes[i];
 		rr_timestamp at;
 
 		if (!all && !p->ready && p->next_at > now)
 			continue;
+		if (k > 0 && !all && GetCurrentTimestamp() > stop_at)
+		{
+			drive_from = i;		/* the rest stay due: next_at <= now */
+			return outcome_changed;
+		}
 		if (p->conn != NULL)
 		{
 			if (p->connecting)
@@ -451,6 +472,7 @@ rr_probes_drive(TimestampTz now)
 		at = rr_probe_next_deadline(p->machine, &settings);
 		p->next_at = at == RR_NO_TIME ? 0 : (TimestampTz) at;
 	}
+	drive_from = 0;
 	return outcome_changed;
 }
 
