@@ -248,22 +248,32 @@ rr_probes_observe(size_t n_nodes, rr_probe_obs *out, TimestampTz now)
 static void
 start_connect(ProbeConn *p, TimestampTz now)
 {
-	const char *keywords[5];
-	const char *values[5];
+	const char *keywords[6];
+	const char *values[6];
 	char		port[16];
 
 	snprintf(port, sizeof(port), "%d", (int) p->port);
-	/* Later keywords override what the expanded dbname (the setting) says. */
-	keywords[0] = "dbname";
-	values[0] = rr_guc_probe_conninfo;
-	keywords[1] = "host";
-	values[1] = p->host;
-	keywords[2] = "port";
-	values[2] = port;
-	keywords[3] = "fallback_application_name";
-	values[3] = "replroute probe";
-	keywords[4] = NULL;
-	values[4] = NULL;
+
+	/*
+	 * Earlier keywords are defaults the expanded dbname (the setting) may
+	 * override; later ones override it.  GSSAPI encryption is off unless the
+	 * setting asks for it: with gssencmode=prefer libpq looks for Kerberos
+	 * credentials at every connection attempt, and the Kerberos library keeps
+	 * memory from each look, so a worker whose probes keep failing (a standby
+	 * that is down) grows by tens of kB a minute.
+	 */
+	keywords[0] = "gssencmode";
+	values[0] = "disable";
+	keywords[1] = "dbname";
+	values[1] = rr_guc_probe_conninfo;
+	keywords[2] = "host";
+	values[2] = p->host;
+	keywords[3] = "port";
+	values[3] = port;
+	keywords[4] = "fallback_application_name";
+	values[4] = "replroute probe";
+	keywords[5] = NULL;
+	values[5] = NULL;
 
 	p->conn = PQconnectStartParams(keywords, values, 1);
 	if (p->conn == NULL)
