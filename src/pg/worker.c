@@ -437,10 +437,11 @@ run_round(WorkerState *state)
 	 * replroute_worker_status().last_round_duration is the observation only.
 	 * test/bench/run reads this line.
 	 */
-	elog(DEBUG1, "replroute round " UINT64_FORMAT ": %zu nodes, %zu walsenders, "
-		 "%zu slots, full round " INT64_FORMAT " us",
-		 round, input.n_nodes, input.n_walsenders, input.n_slots,
-		 (int64) (GetCurrentTimestamp() - input.started_at));
+	if (message_level_is_interesting(DEBUG1))
+		elog(DEBUG1, "replroute round " UINT64_FORMAT ": %zu nodes, %zu walsenders, "
+			 "%zu slots, full round " INT64_FORMAT " us",
+			 round, input.n_nodes, input.n_walsenders, input.n_slots,
+			 (int64) (GetCurrentTimestamp() - input.started_at));
 }
 
 /*
