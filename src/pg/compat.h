@@ -85,4 +85,17 @@ rr_local_backend_status(int index)
 	 !XLogRecPtrIsInvalid((slot)->data.invalidated_at))
 #endif
 
+/*
+ * Hands memory that malloc holds free back to the system, where the C library
+ * can (glibc: malloc_trim); a no-op elsewhere.  libpq allocates each
+ * connection attempt's buffers with malloc, and a thousand attempts in flight
+ * leave a heap that free() alone does not shrink.
+ */
+#ifdef __GLIBC__
+#include <malloc.h>
+#define rr_release_free_memory() ((void) malloc_trim(0))
+#else
+#define rr_release_free_memory() ((void) 0)
+#endif
+
 #endif /* REPLROUTE_PG_COMPAT_H */

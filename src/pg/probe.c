@@ -170,6 +170,7 @@ void
 rr_probes_sync(const rr_node_config *nodes, size_t n_nodes)
 {
 	int			n_new = 0;
+	int			n_destroyed = 0;
 	rr_error	error;
 
 	if (!rr_guc_probe)
@@ -223,7 +224,13 @@ rr_probes_sync(const rr_node_config *nodes, size_t n_nodes)
 	}
 	for (int j = 0; j < n_probes; j++)
 		if (probes[j].machine != NULL)
+		{
 			destroy_probe(&probes[j]);
+			n_destroyed++;
+		}
+	/* Removed standbys: what their connections held goes back to the system. */
+	if (n_destroyed > 0)
+		rr_release_free_memory();
 
 	memcpy(probes, scratch, sizeof(ProbeConn) * n_new);
 	n_probes = n_new;
