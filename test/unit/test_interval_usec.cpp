@@ -17,7 +17,7 @@ constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
 constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
 } // namespace
 
-TEST(Interval, Fields)
+TEST(IntervalUsec, Fields)
 {
 	EXPECT_EQ(interval_usec(0, 0, 0), 0);
 	EXPECT_EQ(interval_usec(1500, 0, 0), 1500);
@@ -27,7 +27,7 @@ TEST(Interval, Fields)
 	EXPECT_EQ(interval_usec(0, -2, 1), 28 * kDay);
 }
 
-TEST(Interval, SaturatesBySignOfTheWhole)
+TEST(IntervalUsec, SaturatesBySignOfTheWhole)
 {
 	/* '178000000 years -1 day': months overflow, the whole is positive. */
 	EXPECT_EQ(interval_usec(0, -1, 178000000 * 12), kMax);
@@ -42,7 +42,7 @@ TEST(Interval, SaturatesBySignOfTheWhole)
 	          kMin);
 }
 
-TEST(Interval, FieldsThatCancelDoNotSaturate)
+TEST(IntervalUsec, FieldsThatCancelDoNotSaturate)
 {
 	/* time near the top, days pulling it back: exact, not clamped. */
 	EXPECT_EQ(interval_usec(kMax, -1, 0), kMax - kDay);
@@ -50,7 +50,7 @@ TEST(Interval, FieldsThatCancelDoNotSaturate)
 	EXPECT_EQ(interval_usec(0, 30, -1), 0);
 }
 
-TEST(Interval, Boundary)
+TEST(IntervalUsec, Boundary)
 {
 	EXPECT_EQ(rr_interval_usec(2500, 1, 0), kDay + 2500);
 	EXPECT_EQ(rr_interval_usec(0, -1, 178000000 * 12), kMax);
