@@ -81,6 +81,7 @@
 #include <cstring>
 #include <span>
 #include <type_traits>
+#include <vector>
 
 namespace replroute
 {
@@ -164,8 +165,18 @@ bool table_is_formatted(const rr_shared_table *table) noexcept;
  * the routable entries; it allocates only beyond kInlineSort of them (and may
  * then throw std::bad_alloc, before it touched the table). */
 inline constexpr size_t kInlineSort = 64;
+/* An entry's observed_at is not stored: it is the publication's time, and
+ * readers take it from the header (published_at).  So an entry that did not
+ * change is not rewritten at all.  Hints from a caller that knows (the
+ * evaluator, which remembers what it published last), each vouched for:
+ *   changed: empty, or one flag per entry, 0 where the entry is the one the
+ *            table holds at that index from the previous publication (but
+ *            for observed_at);
+ *   routable: nullptr, or the indexes of the routable entries, so that the
+ *            candidates are found without reading every entry. */
 void table_publish(rr_shared_table &table, const rr_table_header &header,
-                   std::span<const rr_node_entry> entries);
+                   std::span<const rr_node_entry> entries, std::span<const uint8_t> changed = {},
+                   const std::vector<uint32_t> *routable = nullptr);
 /* Withdraws every verdict but keeps the rows (see "reset" above).  Rows a
  * writer left half-written (the sequence is odd: it died mid-publication)
  * are not trusted and dropped. */
