@@ -102,7 +102,7 @@ bool same_probe(const rr_probe_obs &a, const rr_probe_obs &b) noexcept
 bool Evaluator::inputs_unchanged(const NodeInputs &last, const rr_walsender_obs *walsender,
                                  const rr_slot_obs *slot, const rr_probe_obs *probe) const noexcept
 {
-	if (!last.valid || walsender != nullptr || last.had_walsender)
+	if (!keep_unchanged_ || !last.valid || walsender != nullptr || last.had_walsender)
 		return false;
 	if ((slot != nullptr) != last.had_slot || (slot != nullptr && !same_slot(*slot, last.slot)))
 		return false;

@@ -45,6 +45,7 @@
 #include "lsn_history.hpp"
 #include "stability.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -73,6 +74,13 @@ public:
 	std::span<const rr_event> events() const noexcept { return events_; }
 
 	void set_event_log(rr_event_log *log) noexcept { event_log_ = log; }
+	/* Judge every row in every round (tests compare both ways). */
+	void set_keep_unchanged(bool keep) noexcept { keep_unchanged_ = keep; }
+	/* Rows the last evaluate() kept without judging them. */
+	size_t rows_kept() const noexcept
+	{
+		return static_cast<size_t>(std::count(changed_.begin(), changed_.end(), 0));
+	}
 	/* Takes the states of a previous worker's publication as its memory. */
 	rr_status adopt(const rr_shared_table &table, rr_error *error);
 
@@ -137,6 +145,7 @@ private:
 	std::vector<uint32_t> routable_; /* indexes of routable entries */
 	uint64_t last_registry_version_ = 0;
 	size_t last_rows_ = 0;
+	bool keep_unchanged_ = true;
 	std::vector<NodeInputs> last_inputs_;
 	bool last_in_recovery_ = false;
 	rr_thresholds last_thresholds_{};
