@@ -26,6 +26,10 @@ constexpr size_t kCandidateWords = sizeof(Candidate) / kWord;
 constexpr size_t kLsnWord = offsetof(Candidate, known_replay_lsn) / kWord;
 constexpr size_t kCumulativeWord = offsetof(Candidate, cumulative_weight) / kWord;
 constexpr size_t kIndexWord = offsetof(Candidate, entry_index) / kWord;
+constexpr size_t kLagBytesWord = offsetof(Candidate, lag_bytes) / kWord;
+constexpr size_t kWeightWord = offsetof(Candidate, weight) / kWord;
+static_assert(offsetof(Candidate, lag_us) == offsetof(Candidate, lag_bytes) + kWord);
+static_assert(offsetof(Candidate, lag_rank) == offsetof(Candidate, weight) + 4);
 static_assert(offsetof(Candidate, least_lag_upto) == offsetof(Candidate, entry_index) + 4);
 constexpr size_t kPublishedAtWord = offsetof(rr_table_header, published_at) / kWord;
 static_assert(offsetof(rr_table_header, published_at) % kWord == 0);
@@ -345,6 +349,16 @@ uint32_t TableReader::candidate_least_lag_upto(uint32_t index) const noexcept
 void TableReader::candidate_metrics(uint32_t index, Candidate &out) const noexcept
 {
 	load_words(&out, words_at(table_, candidate_offset(index)), kCandidateMetricWords);
+}
+
+void TableReader::candidate_lags(uint32_t index, Candidate &out) const noexcept
+{
+	load_words(&out.lag_bytes, words_at(table_, candidate_offset(index)) + kLagBytesWord, 2);
+}
+
+void TableReader::candidate_weight_rank(uint32_t index, Candidate &out) const noexcept
+{
+	load_words(&out.weight, words_at(table_, candidate_offset(index)) + kWeightWord, 1);
 }
 
 void TableReader::candidate_name(uint32_t index, char (&name)[RR_NAME_LEN]) const noexcept

@@ -206,6 +206,9 @@ public:
 	uint32_t candidate_least_lag_upto(uint32_t index) const noexcept;
 	/* The metric words (everything but the name); name is left untouched. */
 	void candidate_metrics(uint32_t index, Candidate &out) const noexcept;
+	/* Only lag_bytes and lag_us; only weight and lag_rank. */
+	void candidate_lags(uint32_t index, Candidate &out) const noexcept;
+	void candidate_weight_rank(uint32_t index, Candidate &out) const noexcept;
 	void candidate_name(uint32_t index, char (&name)[RR_NAME_LEN]) const noexcept;
 	void entry(uint32_t index, rr_node_entry &out) const noexcept;
 
