@@ -99,12 +99,13 @@ bool same_probe(const rr_probe_obs &a, const rr_probe_obs &b) noexcept
 
 } // namespace
 
-bool Evaluator::inputs_unchanged(const NodeInputs &last, const rr_walsender_obs *walsender,
-                                 const rr_slot_obs *slot, const rr_probe_obs *probe) const noexcept
+bool Evaluator::inputs_unchanged(const NodeInputs &last, const RowInputs &row,
+                                 const rr_walsender_obs *walsender, const rr_slot_obs *slot,
+                                 const rr_probe_obs *probe) const noexcept
 {
 	if (!keep_unchanged_ || !last.valid || walsender != nullptr || last.had_walsender)
 		return false;
-	if ((slot != nullptr) != last.had_slot || (slot != nullptr && !same_slot(*slot, last.slot)))
+	if ((slot != nullptr) != last.had_slot || (slot != nullptr && !same_slot(*slot, row.slot)))
 		return false;
 	if ((probe != nullptr) != last.had_probe ||
 	    (probe != nullptr && !same_probe(*probe, last.probe)))
@@ -112,13 +113,13 @@ bool Evaluator::inputs_unchanged(const NodeInputs &last, const rr_walsender_obs 
 	return true;
 }
 
-void Evaluator::keep_inputs(NodeInputs &last, const rr_walsender_obs *walsender,
+void Evaluator::keep_inputs(NodeInputs &last, RowInputs &row, const rr_walsender_obs *walsender,
                             const rr_slot_obs *slot, const rr_probe_obs *probe) noexcept
 {
 	last.had_walsender = walsender != nullptr;
 	last.had_slot = slot != nullptr;
 	if (slot != nullptr)
-		std::memcpy(&last.slot, slot, sizeof *slot);
+		std::memcpy(&row.slot, slot, sizeof *slot);
 	last.had_probe = probe != nullptr;
 	if (probe != nullptr)
 		std::memcpy(&last.probe, probe, sizeof *probe);
@@ -249,6 +250,7 @@ std::span<const rr_node_entry> Evaluator::evaluate(const rr_round_input &input,
 	last_in_recovery_ = input.in_recovery;
 	last_thresholds_ = thresholds;
 	last_inputs_.resize(n_nodes);
+	last_rows_.resize(n_nodes);
 	entries_.resize(n_nodes);
 	changed_.assign(n_nodes, 1);
 
@@ -277,37 +279,38 @@ std::span<const rr_node_entry> Evaluator::evaluate(const rr_round_input &input,
 	 * memory is new at its position all the same. */
 	bool rows_vouched_for = input.registry_version != 0 &&
 	                        input.registry_version == last_registry_version_ &&
-	                        last_rows_ == n_nodes;
+	                        last_n_rows_ == n_nodes;
 	last_registry_version_ = input.registry_version;
-	size_t rows_before = last_rows_;
-	last_rows_ = n_nodes;
+	size_t rows_before = last_n_rows_;
+	last_n_rows_ = n_nodes;
 	routable_.clear();
 	for (size_t i = 0; i < n_nodes; ++i)
 	{
 		const rr_node_config &node = input.nodes[i];
 		NodeInputs &last = last_inputs_[i];
-		if (last.memory == nullptr || !(rows_vouched_for || same_config(last.config, node)))
+		RowInputs &row = last_rows_[i];
+		if (last.memory == nullptr || !(rows_vouched_for || same_config(row.config, node)))
 		{
 			registry_changed = true;
 			last.valid = false;
-			std::memcpy(&last.config, &node, sizeof node);
-			last.name_length = static_cast<uint8_t>(field_view(last.config.name).size());
+			std::memcpy(&row.config, &node, sizeof node);
+			last.name_length = static_cast<uint8_t>(field_view(row.config.name).size());
 			last.application_name_length =
-			    static_cast<uint8_t>(field_view(last.config.application_name).size());
-			last.application_name_hash = RoundIndex::name_hash(last.application_name());
-			last.memory = &remember(true, last.name());
+			    static_cast<uint8_t>(field_view(row.config.application_name).size());
+			last.application_name_hash = RoundIndex::name_hash(row_application_name(i));
+			last.memory = &remember(true, row_name(i));
 		}
 		const rr_walsender_obs *walsender =
-		    index_.walsender_for(last.application_name(), last.application_name_hash);
+		    index_.walsender_for(row_application_name(i), last.application_name_hash);
 		/* Without a walsender only a slot that no process holds can match,
 		 * by name; usually there is none, and the memory is not touched. */
 		const rr_slot_obs *slot =
 		    walsender == nullptr && !index_.any_free_slot()
 		        ? nullptr
-		        : index_.slot_for(walsender, last.memory->slot_name, last.name());
+		        : index_.slot_for(walsender, last.memory->slot_name, row_name(i));
 		const rr_probe_obs *probe = input.probes != nullptr ? &input.probes[i] : nullptr;
 		rr_node_entry &entry = entries_[i];
-		if (inputs_unchanged(last, walsender, slot, probe))
+		if (inputs_unchanged(last, row, walsender, slot, probe))
 		{
 			changed_[i] = 0;
 			if (last.routable)
@@ -335,7 +338,7 @@ std::span<const rr_node_entry> Evaluator::evaluate(const rr_round_input &input,
 		if (!input.in_recovery)
 			apply_stability(memory.stability, entry, thresholds.recovery_hold_us, input.now);
 		apply_memory(memory, entry, input.now);
-		keep_inputs(last, walsender, slot, probe);
+		keep_inputs(last, row, walsender, slot, probe);
 		last.routable = entry.routable;
 		if (entry.routable)
 			routable_.push_back(static_cast<uint32_t>(i));
@@ -349,7 +352,7 @@ std::span<const rr_node_entry> Evaluator::evaluate(const rr_round_input &input,
 		registered_apps_n_ = n_nodes;
 		registered_apps_.clear();
 		for (size_t i = 0; i < n_nodes; ++i)
-			registered_apps_.insert(last_inputs_[i].application_name());
+			registered_apps_.insert(row_application_name(i));
 	}
 
 	for (size_t i = 0; i < input.n_walsenders; ++i)

@@ -97,35 +97,41 @@ private:
 	/* What a registered node's previous round saw, by input position. */
 	struct NodeInputs
 	{
-		/* What an unchanged round reads comes first: one cache line, then
-		 * the probe's observation. */
-		bool valid = false; /* the observations below are the last round's */
+		/* What an unchanged round reads: these flags, then the probe's
+		 * observation; the registry row and the slot are in RowInputs. */
+		bool valid = false; /* the observations are the last round's */
 		bool had_walsender = false;
 		bool had_slot = false;
 		bool had_probe = false;
 		bool routable = false;                                /* the entry's, last round */
-		uint8_t name_length = 0, application_name_length = 0; /* of config's */
+		uint8_t name_length = 0, application_name_length = 0; /* of the row's */
 		size_t application_name_hash = 0;
 		/* The row's memory, held (not forgotten) while the row is here;
-		 * nullptr: none yet.  With config, valid even when the rest is not. */
+		 * nullptr: none yet.  With the row, valid even when the rest is not. */
 		NodeMemory *memory = nullptr;
 		rr_probe_obs probe{};
-		rr_slot_obs slot{};
+	};
+	struct RowInputs
+	{
 		rr_node_config config{};
-
-		std::string_view name() const { return {config.name, name_length}; }
-		std::string_view application_name() const
-		{
-			return {config.application_name, application_name_length};
-		}
+		rr_slot_obs slot{};
 	};
 
 	NodeMemory &remember(bool registered, std::string_view name);
 	void mark_seen(NodeMemory &memory) noexcept;
-	bool inputs_unchanged(const NodeInputs &last, const rr_walsender_obs *walsender,
-	                      const rr_slot_obs *slot, const rr_probe_obs *probe) const noexcept;
-	void keep_inputs(NodeInputs &last, const rr_walsender_obs *walsender, const rr_slot_obs *slot,
-	                 const rr_probe_obs *probe) noexcept;
+	bool inputs_unchanged(const NodeInputs &last, const RowInputs &row,
+	                      const rr_walsender_obs *walsender, const rr_slot_obs *slot,
+	                      const rr_probe_obs *probe) const noexcept;
+	void keep_inputs(NodeInputs &last, RowInputs &row, const rr_walsender_obs *walsender,
+	                 const rr_slot_obs *slot, const rr_probe_obs *probe) noexcept;
+	std::string_view row_name(size_t i) const noexcept
+	{
+		return {last_rows_[i].config.name, last_inputs_[i].name_length};
+	}
+	std::string_view row_application_name(size_t i) const noexcept
+	{
+		return {last_rows_[i].config.application_name, last_inputs_[i].application_name_length};
+	}
 	void apply_memory(NodeMemory &memory, rr_node_entry &entry, rr_timestamp now);
 	void forget_unseen(rr_timestamp now, bool registry_stable);
 	void add_event(rr_timestamp now, std::string_view node, std::string_view from,
@@ -144,9 +150,10 @@ private:
 	std::vector<uint8_t> changed_;
 	std::vector<uint32_t> routable_; /* indexes of routable entries */
 	uint64_t last_registry_version_ = 0;
-	size_t last_rows_ = 0;
+	size_t last_n_rows_ = 0;
 	bool keep_unchanged_ = true;
-	std::vector<NodeInputs> last_inputs_;
+	std::vector<NodeInputs> last_inputs_; /* by row */
+	std::vector<RowInputs> last_rows_;    /* by row */
 	bool last_in_recovery_ = false;
 	rr_thresholds last_thresholds_{};
 	size_t seen_ = 0;                                          /* memories seen in this round */
