@@ -29,7 +29,13 @@
  * unknown position, 0, sorts last and never meets a min_lsn).  Per-call lag
  * bounds then filter that prefix, touching candidates only.
  *
- * The table is published whole: reset keeps the rows (so the views never go
+ * Entries (layout 2): an entry's observed_at word is not written; readers
+ * set it to the header's published_at, the time of the round that published
+ * it.  So a publication rewrites only the entries that changed (the writer
+ * knows which: table_publish's hints); the others' words stay as they were,
+ * inside the same odd/even window, and a reader racing it retries as always.
+ *
+ * Reset keeps the rows (so the views never go
  * blank when a worker restarts) but withdraws every verdict -- each row
  * becomes unknown and unroutable, the candidates are emptied and the
  * publication time is cleared, so readers see RR_CAUSE_NO_DATA.
