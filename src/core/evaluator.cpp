@@ -157,10 +157,11 @@ void Evaluator::forget_unseen(rr_timestamp now, bool registry_stable)
 	/* With the registry as it was, every registered node's memory is held by
 	 * a row (last_inputs_), so only walsenders without a node can have left.
 	 * The common round: nobody did, and no memory is even touched. */
-	if (registry_stable && unregistered_seen_ == unregistered_memories_)
+	if (registry_stable && registered_held_by_rows_ && unregistered_seen_ == unregistered_memories_)
 		return;
 	for (const NodeInputs &last : last_inputs_)
 		mark_seen(*last.memory);
+	registered_held_by_rows_ = true; /* the others go now */
 	if (seen_ == memory_.size())
 		return;
 	std::vector<std::pair<std::string_view, const NodeMemory *>> gone;
@@ -215,6 +216,7 @@ rr_status Evaluator::adopt(const rr_shared_table &table, rr_error *error)
 	        }))
 		return fail(error, RR_ERR_INTERNAL,
 		            "the shared table stayed busy; its writer may have died mid-publication");
+	registered_held_by_rows_ = false; /* until the next round forgets the rest */
 	for (uint32_t i = 0; i < n; ++i)
 	{
 		NodeMemory &memory = remember(entries[i].registered, field_view(entries[i].name));

@@ -158,6 +158,9 @@ private:
 	rr_thresholds last_thresholds_{};
 	size_t seen_ = 0;                                          /* memories seen in this round */
 	size_t unregistered_memories_ = 0, unregistered_seen_ = 0; /* "u:" ones */
+	/* Every registered node's memory belongs to a row of last_inputs_ (not
+	 * so after adopt(), which remembers nodes no row may have). */
+	bool registered_held_by_rows_ = true;
 	/* The last publication, so that the next may rewrite only what changed. */
 	const rr_shared_table *published_to_ = nullptr;
 	uint64_t published_round_ = 0; /* round_ when published */

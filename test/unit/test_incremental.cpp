@@ -342,3 +342,30 @@ TEST(Incremental, ManyWalsendersAndSlotsJoinAsFewDo)
 		EXPECT_EQ(s.find("c")->state, RR_STATE_SLOT_LOST) << label << ": the first slot 'c' wins";
 	}
 }
+
+/* A new worker adopts its predecessor's nodes; if its first round has no
+ * registry, they leave (as they would in any round without a registry). */
+TEST(Incremental, AdoptedNodesWithoutARegistryAreRemoved)
+{
+	HeapTable table(8);
+	Round r;
+	r.nodes = {node("a"), node("b")};
+	r.walsenders = {walsender("a", 11, 1000)};
+	{
+		Evaluator first;
+		rr_round_input in = r.input();
+		ASSERT_EQ(first.evaluate_and_publish(in, limits(), *table.get(), nullptr), RR_OK);
+	}
+	Evaluator next;
+	ASSERT_EQ(next.adopt(*table.get(), nullptr), RR_OK);
+	r.registry_available = false;
+	r.now += 5000;
+	rr_round_input in = r.input();
+	ASSERT_EQ(next.evaluate_and_publish(in, limits(), *table.get(), nullptr), RR_OK);
+	std::vector<std::string> events =
+	    describe(std::vector<rr_event>(next.events().begin(), next.events().end()));
+	EXPECT_EQ(events,
+	          (std::vector<std::string>{":>worker_started:worker pid 4242 started on a primary",
+	                                    "a:healthy>removed:no longer registered",
+	                                    "b:disconnected>removed:no longer registered"}));
+}
