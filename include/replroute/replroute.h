@@ -163,6 +163,10 @@ typedef struct rr_probe_obs
 	rr_lsn replay_lsn;        /* last answer's pg_last_wal_replay_lsn(); 0 if NULL */
 	bool replay_lsn_fresh;    /* answered recently enough to vouch for replay_lsn */
 	rr_timestamp answered_at; /* RR_NO_TIME: never answered */
+	/* Nonzero: names the text of reason -- two observations with the same
+	 * nonzero serial carry the same text, so a reader that kept one need not
+	 * compare the texts.  rr_probe_observe() sets it; 0: unknown. */
+	uint64_t reason_serial;
 	char reason[RR_REASON_LEN]; /* why it failed, when outcome == RR_PROBE_FAILED */
 } rr_probe_obs;
 

@@ -92,9 +92,15 @@ bool same_slot(const rr_slot_obs &a, const rr_slot_obs &b) noexcept
 
 bool same_probe(const rr_probe_obs &a, const rr_probe_obs &b) noexcept
 {
-	return a.state == b.state && a.outcome == b.outcome && a.in_recovery == b.in_recovery &&
-	       a.replay_lsn == b.replay_lsn && a.replay_lsn_fresh == b.replay_lsn_fresh &&
-	       a.answered_at == b.answered_at && same_text(a.reason, b.reason);
+	if (a.state != b.state || a.outcome != b.outcome || a.in_recovery != b.in_recovery ||
+	    a.replay_lsn != b.replay_lsn || a.replay_lsn_fresh != b.replay_lsn_fresh ||
+	    a.answered_at != b.answered_at)
+		return false;
+	/* The verdict reads the reason only of a failed probe. */
+	if (a.outcome != RR_PROBE_FAILED)
+		return true;
+	return (a.reason_serial != 0 && a.reason_serial == b.reason_serial) ||
+	       same_text(a.reason, b.reason);
 }
 
 } // namespace

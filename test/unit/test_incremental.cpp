@@ -145,7 +145,13 @@ private:
 					p.state = RR_PROBE_BACKOFF;
 					p.outcome = RR_PROBE_FAILED;
 					p.answered_at = RR_NO_TIME;
-					set_text(p.reason, rng_() % 2 ? "connection refused" : "timeout after 1 s");
+					{
+						bool refused = rng_() % 2;
+						set_text(p.reason, refused ? "connection refused" : "timeout after 1 s");
+						/* As rr_probe_observe gives them (one serial, one
+						 * text), or none. */
+						p.reason_serial = rng_() % 2 ? (refused ? 1 : 2) : 0;
+					}
 				}
 				r.probes.push_back(p);
 			}

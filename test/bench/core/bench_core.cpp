@@ -81,6 +81,7 @@ Round scenario(int n, int streaming, bool probes = true)
 				p.outcome = RR_PROBE_FAILED;
 				p.answered_at = RR_NO_TIME;
 				set_text(p.reason, "connection to 127.0.0.1 port 40000 failed: Connection refused");
+				p.reason_serial = static_cast<uint64_t>(i) + 1; /* as rr_probe_observe sets it */
 			}
 			r.probes.push_back(p);
 		}
