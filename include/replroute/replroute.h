@@ -163,6 +163,10 @@ typedef struct rr_probe_obs
 	rr_lsn replay_lsn;        /* last answer's pg_last_wal_replay_lsn(); 0 if NULL */
 	bool replay_lsn_fresh;    /* answered recently enough to vouch for replay_lsn */
 	rr_timestamp answered_at; /* RR_NO_TIME: never answered */
+	/* Nonzero: names the text of reason -- two observations with the same
+	 * nonzero serial carry the same text, so a reader that kept one need not
+	 * compare the texts.  rr_probe_observe() sets it; 0: unknown. */
+	uint64_t reason_serial;
 	char reason[RR_REASON_LEN]; /* why it failed, when outcome == RR_PROBE_FAILED */
 } rr_probe_obs;
 
@@ -241,6 +245,12 @@ typedef struct rr_round_input
 	size_t n_slots;
 	/* One per node, in the same order; NULL when probes are off. */
 	const rr_probe_obs *probes;
+	/* 0: unknown, the evaluator compares the registry rows with the previous
+	 * round's.  Otherwise a number the caller changes whenever it re-reads
+	 * the registry: the same nonzero value as the previous round vouches
+	 * that nodes[0..n_nodes) are those rows unchanged, and spares the
+	 * comparison (1,024 rows of ~400 bytes in every round). */
+	uint64_t registry_version;
 } rr_round_input;
 
 /* Bounds the worker applies to every node; RR_NO_LIMIT switches one off.

@@ -11,7 +11,11 @@
  *    only if no other process holds it.  This is what lets a lost slot show
  *    as slot_lost after its standby was thrown out.
  *
- * Built once per round; the pointers point into the round's input.
+ * Built once per round; the pointers point into the round's input.  A few
+ * walsenders or slots (kLinearLimit) are searched in place, which is cheaper
+ * than hashing a name for every registered node; more go into hash maps.
+ * Both give the same answers: the first slot in input order for a pid or a
+ * name, the preferred walsender for an application_name.
  */
 #pragma once
 
@@ -21,6 +25,9 @@
 
 #include "replroute/replroute.h"
 
+#include <boost/container/static_vector.hpp>
+
+#include <span>
 #include <string_view>
 #include <unordered_map>
 
@@ -36,11 +43,28 @@ public:
 	void build(const rr_round_input &input);
 
 	const rr_walsender_obs *walsender_for(std::string_view application_name) const;
+	/* The same, with name_hash(application_name) computed by the caller
+	 * (who may keep it across rounds). */
+	const rr_walsender_obs *walsender_for(std::string_view application_name, size_t hash) const;
+	static size_t name_hash(std::string_view name) noexcept;
+	/* Is any slot held by no process?  Only such a slot matches by name. */
+	bool any_free_slot() const noexcept { return free_slots_ > 0; }
 	const rr_slot_obs *slot_for(const rr_walsender_obs *walsender, std::string_view remembered,
 	                            std::string_view node_name) const;
 
+	static constexpr size_t kLinearLimit = 8;
+
 private:
 	const rr_slot_obs *free_slot_named(std::string_view name) const;
+	const rr_slot_obs *slot_with_pid(int32_t pid) const;
+
+	std::span<const rr_walsender_obs> walsenders_;
+	std::span<const rr_slot_obs> slots_;
+	/* Their names, when searched in place. */
+	boost::container::static_vector<std::string_view, kLinearLimit> walsender_apps_;
+	boost::container::static_vector<size_t, kLinearLimit> walsender_app_hashes_;
+	boost::container::static_vector<std::string_view, kLinearLimit> slot_names_;
+	size_t free_slots_ = 0; /* held by no process: only these match by name */
 
 	std::unordered_map<std::string_view, const rr_walsender_obs *> walsender_by_app_;
 	std::unordered_map<int32_t, const rr_slot_obs *> slot_by_pid_;

@@ -3,9 +3,12 @@
  */
 #include "probe.hpp"
 
+#include <atomic>
+
 #include "text.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -57,6 +60,7 @@ void ProbeMachine::fail(rr_timestamp now, const rr_probe_settings *settings, con
 	va_start(args, format);
 	std::vsnprintf(reason_, sizeof reason_, format, args);
 	va_end(args);
+	reason_written();
 
 	int64_t interval = settings != nullptr ? settings->interval_us : last_interval_us_;
 	if (interval <= 0)
@@ -86,8 +90,7 @@ rr_probe_action ProbeMachine::poll(rr_timestamp now, const rr_probe_settings &se
 	case RR_PROBE_QUERYING:
 		if (now - phase_started_ < settings.timeout_us)
 			return RR_PROBE_DO_NOTHING;
-		fail(now, &settings, "probe timed out after %s",
-		     format_duration(settings.timeout_us).text);
+		fail(now, &settings, "probe timed out after %s", format_duration(settings.timeout_us).text);
 		return RR_PROBE_DO_DROP;
 	case RR_PROBE_OK:
 		if (next_query_ != RR_NO_TIME && now < next_query_)
@@ -141,6 +144,7 @@ void ProbeMachine::on_answer(rr_timestamp now, bool in_recovery, rr_lsn replay_l
 	answered_at_ = now;
 	backoff_us_ = 0;
 	reason_[0] = '\0';
+	reason_written();
 	next_query_ = phase_started_ + last_interval_us_;
 }
 
@@ -150,9 +154,20 @@ void ProbeMachine::on_failure(rr_timestamp now, const char *message) noexcept
 		return;
 	fail(now, nullptr, "%s", "");
 	probe_failure_reason(reason_, message);
+	reason_written();
 }
 
-rr_probe_obs ProbeMachine::observe(rr_timestamp now, const rr_probe_settings &settings) const noexcept
+/* Serials are unique in the process (every probe target of the worker), so
+ * equal serials mean the same write of the same text, whichever target an
+ * observation came from. */
+void ProbeMachine::reason_written() noexcept
+{
+	static std::atomic<uint64_t> last_serial{0};
+	reason_serial_ = last_serial.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+rr_probe_obs ProbeMachine::observe(rr_timestamp now,
+                                   const rr_probe_settings &settings) const noexcept
 {
 	rr_probe_obs obs{};
 	obs.state = state_;
@@ -170,7 +185,10 @@ rr_probe_obs ProbeMachine::observe(rr_timestamp now, const rr_probe_settings &se
 	obs.replay_lsn_fresh = outcome_ == RR_PROBE_ANSWERED && replay_lsn_ != 0 &&
 	                       now - answered_at_ <= settings.interval_us + settings.timeout_us;
 	if (outcome_ == RR_PROBE_FAILED)
+	{
 		copy_field(obs.reason, reason_);
+		obs.reason_serial = reason_serial_;
+	}
 	return obs;
 }
 

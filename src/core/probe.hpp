@@ -61,6 +61,8 @@ private:
 	rr_lsn replay_lsn_ = 0;
 	rr_timestamp answered_at_ = RR_NO_TIME;
 	char reason_[RR_REASON_LEN] = "";
+	uint64_t reason_serial_ = 0; /* rr_probe_obs.reason_serial of reason_ */
+	void reason_written() noexcept;
 };
 
 /* "probe failed: " and the first line of a libpq message, bounded. */

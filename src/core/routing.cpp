@@ -126,8 +126,7 @@ void filter_by_lag(const TableReader &reader, uint32_t k, const rr_pick_request 
  * Runs inside a consistent read: every index it reads is below the
  * candidate count, which is at most the capacity. */
 std::optional<uint32_t> choose_candidate(const TableReader &reader, uint32_t n_candidates,
-                                         const rr_pick_request &request, uint64_t ticket,
-                                         QualifiedVector &scratch)
+                                         const rr_pick_request &request, uint64_t ticket)
 {
 	uint32_t k = meeting_min_lsn(reader, n_candidates, request.min_lsn);
 	if (k == 0)
@@ -151,37 +150,66 @@ std::optional<uint32_t> choose_candidate(const TableReader &reader, uint32_t n_c
 		return std::nullopt;
 	}
 
-	filter_by_lag(reader, k, request, scratch);
-	if (scratch.empty())
+	/* Two passes over the first k candidates, allocating nothing: the
+	 * first counts those within the lag bounds (and their weight, and the
+	 * least lagging), the second finds the one a ticket or a weight names. */
+	/* The prefix already meets min_lsn: only the lag words are tested, and
+	 * the weight and rank word read only for those within the bounds. */
+	auto within = [&](uint32_t c, Candidate &candidate)
+	{
+		reader.candidate_lags(c, candidate);
+		if (request.max_lag_bytes >= 0 &&
+		    (candidate.lag_bytes < 0 || candidate.lag_bytes > request.max_lag_bytes))
+			return false;
+		if (request.max_lag_us >= 0 &&
+		    (candidate.lag_us < 0 || candidate.lag_us > request.max_lag_us))
+			return false;
+		reader.candidate_weight_rank(c, candidate);
+		return true;
+	};
+	auto weight_of = [](const Candidate &candidate)
+	{ return candidate.weight > 0 ? static_cast<uint64_t>(candidate.weight) : 0; };
+	uint32_t count = 0, best = k;
+	uint32_t best_rank = UINT32_MAX;
+	uint64_t total = 0;
+	for (uint32_t c = 0; c < k; ++c)
+	{
+		Candidate candidate;
+		if (!within(c, candidate))
+			continue;
+		++count;
+		total += weight_of(candidate);
+		if (candidate.lag_rank < best_rank)
+		{
+			best_rank = candidate.lag_rank;
+			best = c;
+		}
+	}
+	if (count == 0)
 		return std::nullopt;
 	switch (request.policy)
 	{
+	case RR_POLICY_LEAST_LAG:
+		return best;
+	case RR_POLICY_ROUND_ROBIN:
 	case RR_POLICY_WEIGHTED:
 	{
-		/* Cumulative weights of the survivors, computed as they are read. */
-		uint64_t total = 0;
-		for (const Qualified &q : scratch)
-			total += q.weight > 0 ? static_cast<uint64_t>(q.weight) : 0;
-		if (total == 0)
+		if (request.policy == RR_POLICY_WEIGHTED && total == 0)
 			return std::nullopt;
-		uint64_t target = scale_random(request.random, total), cumulative = 0;
-		for (const Qualified &q : scratch)
+		uint64_t target = request.policy == RR_POLICY_WEIGHTED ? scale_random(request.random, total)
+		                                                       : ticket % count;
+		uint64_t cumulative = 0;
+		for (uint32_t c = 0; c < k; ++c)
 		{
-			cumulative += q.weight > 0 ? static_cast<uint64_t>(q.weight) : 0;
+			Candidate candidate;
+			if (!within(c, candidate))
+				continue;
+			cumulative += request.policy == RR_POLICY_WEIGHTED ? weight_of(candidate) : 1;
 			if (target < cumulative)
-				return q.candidate;
+				return c;
 		}
-		return std::nullopt; /* unreachable: target < total */
-	}
-	case RR_POLICY_ROUND_ROBIN:
-		return scratch[ticket % scratch.size()].candidate;
-	case RR_POLICY_LEAST_LAG:
-	{
-		const Qualified *best = &scratch[0];
-		for (const Qualified &q : scratch)
-			if (q.lag_rank < best->lag_rank)
-				best = &q;
-		return best->candidate;
+		/* Only if the words changed between the passes: the read retries. */
+		return std::nullopt;
 	}
 	}
 	return std::nullopt;
@@ -212,7 +240,6 @@ rr_status pick_reader(rr_shared_table &table, const rr_pick_request &request,
 	if (request.policy == RR_POLICY_ROUND_ROBIN)
 		ticket = table.round_robin.fetch_add(1, std::memory_order_relaxed);
 
-	QualifiedVector scratch;
 	rr_unroutable_cause cause = RR_CAUSE_NO_DATA;
 	int64_t data_age_us = RR_NO_DURATION;
 	std::optional<uint32_t> chosen;
@@ -227,7 +254,7 @@ rr_status pick_reader(rr_shared_table &table, const rr_pick_request &request,
 		    cause = judge_table(header, request.now, request.stale_after_us, data_age_us);
 		    if (cause != RR_CAUSE_NONE)
 			    return;
-		    chosen = choose_candidate(reader, reader.candidate_count(), request, ticket, scratch);
+		    chosen = choose_candidate(reader, reader.candidate_count(), request, ticket);
 		    if (chosen)
 			    reader.candidate_name(*chosen, name);
 	    });

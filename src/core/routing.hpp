@@ -6,7 +6,8 @@
  * the candidates the worker prepared (shared_table.hpp): without per-call lag
  * bounds a pick is a few binary searches over them, whatever the number of
  * registered nodes; with lag bounds it filters the candidates that meet
- * min_lsn, allocating nothing for up to kInlineCandidates qualifying ones.
+ * min_lsn in two passes (count, then find), allocating nothing.
+ * list_readers allocates nothing for up to kInlineCandidates qualifying ones.
  * It copies one name, and touches the shared round-robin counter only under
  * that policy.  Round robin and weighted choice go through the candidates in
  * their published order (newest replay position first).

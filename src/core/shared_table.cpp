@@ -26,7 +26,13 @@ constexpr size_t kCandidateWords = sizeof(Candidate) / kWord;
 constexpr size_t kLsnWord = offsetof(Candidate, known_replay_lsn) / kWord;
 constexpr size_t kCumulativeWord = offsetof(Candidate, cumulative_weight) / kWord;
 constexpr size_t kIndexWord = offsetof(Candidate, entry_index) / kWord;
+constexpr size_t kLagBytesWord = offsetof(Candidate, lag_bytes) / kWord;
+constexpr size_t kWeightWord = offsetof(Candidate, weight) / kWord;
+static_assert(offsetof(Candidate, lag_us) == offsetof(Candidate, lag_bytes) + kWord);
+static_assert(offsetof(Candidate, lag_rank) == offsetof(Candidate, weight) + 4);
 static_assert(offsetof(Candidate, least_lag_upto) == offsetof(Candidate, entry_index) + 4);
+constexpr size_t kPublishedAtWord = offsetof(rr_table_header, published_at) / kWord;
+static_assert(offsetof(rr_table_header, published_at) % kWord == 0);
 constexpr size_t kEntryWords = sizeof(rr_node_entry) / kWord;
 
 uint64_t *words_at(rr_shared_table &table, size_t word_offset) noexcept
@@ -217,7 +223,8 @@ bool table_is_formatted(const rr_shared_table *table) noexcept
 }
 
 void table_publish(rr_shared_table &table, const rr_table_header &header,
-                   std::span<const rr_node_entry> entries)
+                   std::span<const rr_node_entry> entries, std::span<const uint8_t> changed,
+                   const std::vector<uint32_t> *routable)
 {
 	uint32_t n =
 	    entries.size() < table.capacity ? static_cast<uint32_t>(entries.size()) : table.capacity;
@@ -228,9 +235,16 @@ void table_publish(rr_shared_table &table, const rr_table_header &header,
 	/* Prepared before the write begins: sorting may allocate, and readers
 	 * should wait for stores only. */
 	IndexVector order, by_lag, rank;
-	for (uint32_t i = 0; i < n; ++i)
-		if (entries[i].routable)
-			order.push_back(i);
+	if (routable != nullptr)
+	{
+		for (uint32_t i : *routable)
+			if (i < n)
+				order.push_back(i);
+	}
+	else
+		for (uint32_t i = 0; i < n; ++i)
+			if (entries[i].routable)
+				order.push_back(i);
 	std::sort(order.begin(), order.end(),
 	          [&](uint32_t a, uint32_t b)
 	          { return before_in_candidate_order(entries[a], a, entries[b], b); });
@@ -258,7 +272,10 @@ void table_publish(rr_shared_table &table, const rr_table_header &header,
 	pick.n_candidates = store_candidates(table, entries, order, rank);
 	store_words(words_at(table, pick_offset()), &pick, kPickWords);
 	for (uint32_t i = 0; i < n; ++i)
-		store_words(words_at(table, entry_offset(table, i)), &entries[i], kEntryWords);
+	{
+		if (i >= changed.size() || changed[i] != 0)
+			store_words(words_at(table, entry_offset(table, i)), &entries[i], kEntryWords);
+	}
 	end_write(table, odd);
 }
 
@@ -334,6 +351,16 @@ void TableReader::candidate_metrics(uint32_t index, Candidate &out) const noexce
 	load_words(&out, words_at(table_, candidate_offset(index)), kCandidateMetricWords);
 }
 
+void TableReader::candidate_lags(uint32_t index, Candidate &out) const noexcept
+{
+	load_words(&out.lag_bytes, words_at(table_, candidate_offset(index)) + kLagBytesWord, 2);
+}
+
+void TableReader::candidate_weight_rank(uint32_t index, Candidate &out) const noexcept
+{
+	load_words(&out.weight, words_at(table_, candidate_offset(index)) + kWeightWord, 1);
+}
+
 void TableReader::candidate_name(uint32_t index, char (&name)[RR_NAME_LEN]) const noexcept
 {
 	load_words(name, words_at(table_, candidate_offset(index)) + kCandidateMetricWords,
@@ -343,6 +370,9 @@ void TableReader::candidate_name(uint32_t index, char (&name)[RR_NAME_LEN]) cons
 void TableReader::entry(uint32_t index, rr_node_entry &out) const noexcept
 {
 	load_words(&out, words_at(table_, entry_offset(table_, index)), kEntryWords);
+	out.observed_at = static_cast<rr_timestamp>(
+	    std::atomic_ref<uint64_t>(*(words_at(table_, header_offset()) + kPublishedAtWord))
+	        .load(std::memory_order_acquire));
 }
 
 void read_backoff(unsigned attempt) noexcept

@@ -29,7 +29,13 @@
  * unknown position, 0, sorts last and never meets a min_lsn).  Per-call lag
  * bounds then filter that prefix, touching candidates only.
  *
- * The table is published whole: reset keeps the rows (so the views never go
+ * Entries (layout 2): an entry's observed_at word is not written; readers
+ * set it to the header's published_at, the time of the round that published
+ * it.  So a publication rewrites only the entries that changed (the writer
+ * knows which: table_publish's hints); the others' words stay as they were,
+ * inside the same odd/even window, and a reader racing it retries as always.
+ *
+ * Reset keeps the rows (so the views never go
  * blank when a worker restarts) but withdraws every verdict -- each row
  * becomes unknown and unroutable, the candidates are emptied and the
  * publication time is cleared, so readers see RR_CAUSE_NO_DATA.
@@ -81,6 +87,7 @@
 #include <cstring>
 #include <span>
 #include <type_traits>
+#include <vector>
 
 namespace replroute
 {
@@ -164,8 +171,18 @@ bool table_is_formatted(const rr_shared_table *table) noexcept;
  * the routable entries; it allocates only beyond kInlineSort of them (and may
  * then throw std::bad_alloc, before it touched the table). */
 inline constexpr size_t kInlineSort = 64;
+/* An entry's observed_at is not stored: it is the publication's time, and
+ * readers take it from the header (published_at).  So an entry that did not
+ * change is not rewritten at all.  Hints from a caller that knows (the
+ * evaluator, which remembers what it published last), each vouched for:
+ *   changed: empty, or one flag per entry, 0 where the entry is the one the
+ *            table holds at that index from the previous publication (but
+ *            for observed_at);
+ *   routable: nullptr, or the indexes of the routable entries, so that the
+ *            candidates are found without reading every entry. */
 void table_publish(rr_shared_table &table, const rr_table_header &header,
-                   std::span<const rr_node_entry> entries);
+                   std::span<const rr_node_entry> entries, std::span<const uint8_t> changed = {},
+                   const std::vector<uint32_t> *routable = nullptr);
 /* Withdraws every verdict but keeps the rows (see "reset" above).  Rows a
  * writer left half-written (the sequence is odd: it died mid-publication)
  * are not trusted and dropped. */
@@ -195,6 +212,9 @@ public:
 	uint32_t candidate_least_lag_upto(uint32_t index) const noexcept;
 	/* The metric words (everything but the name); name is left untouched. */
 	void candidate_metrics(uint32_t index, Candidate &out) const noexcept;
+	/* Only lag_bytes and lag_us; only weight and lag_rank. */
+	void candidate_lags(uint32_t index, Candidate &out) const noexcept;
+	void candidate_weight_rank(uint32_t index, Candidate &out) const noexcept;
 	void candidate_name(uint32_t index, char (&name)[RR_NAME_LEN]) const noexcept;
 	void entry(uint32_t index, rr_node_entry &out) const noexcept;
 

@@ -80,6 +80,8 @@ typedef struct WorkerState
 	uint64		registry_seen;	/* registry_changes before that read */
 	TimestampTz registry_read_at;
 	bool		registry_in_recovery;	/* RecoveryInProgress() at that read */
+	uint64		registry_version;	/* one more at every read: nodes[] unchanged
+									 * while it stands (rr_round_input) */
 	bool		probes_resync;	/* settings reloaded: probes follow them */
 
 	/* observation buffers, sized once */
@@ -342,6 +344,7 @@ read_registry(WorkerState *state, bool in_recovery, uint64 changes)
 	state->registry_seen = changes;
 	state->registry_read_at = GetCurrentTimestamp();
 	state->registry_in_recovery = in_recovery;
+	state->registry_version++;
 
 	/*
 	 * Registry changes reach the probes here.  A standby's worker routes
@@ -388,6 +391,7 @@ run_round(WorkerState *state)
 	input.nodes = state->nodes;
 	input.n_nodes = state->n_nodes;
 	input.registry_available = state->registry_available;
+	input.registry_version = state->registry_version;
 
 	input.n_walsenders = rr_observe_walsenders(state->walsenders, (size_t) max_wal_senders);
 	input.walsenders = state->walsenders;

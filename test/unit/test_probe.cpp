@@ -119,6 +119,33 @@ TEST(Probe, LostConnectionBetweenQueriesIsAFailure)
 	EXPECT_EQ(m.observe(t + 10 * kMs, kDefaults).outcome, RR_PROBE_FAILED);
 }
 
+/* The serial names a failure's text: the same while nothing happens, a new
+ * one with every failure, unique across targets, none without a failure. */
+TEST(Probe, ReasonSerialNamesTheFailureText)
+{
+	ProbeMachine m, other;
+	rr_timestamp t = connect_and_answer(m, kT0);
+	EXPECT_EQ(m.observe(t, kDefaults).reason_serial, 0u) << "answered: no reason";
+	m.on_failure(t + 10 * kMs, "server closed the connection unexpectedly");
+	rr_probe_obs a = m.observe(t + 10 * kMs, kDefaults), b = m.observe(t + 20 * kMs, kDefaults);
+	EXPECT_NE(a.reason_serial, 0u);
+	EXPECT_EQ(a.reason_serial, b.reason_serial) << "nothing happened in between";
+	EXPECT_STREQ(a.reason, b.reason);
+
+	rr_timestamp t2 = connect_and_answer(other, kT0);
+	other.on_failure(t2 + 10 * kMs, "server closed the connection unexpectedly");
+	EXPECT_NE(other.observe(t2 + 10 * kMs, kDefaults).reason_serial, a.reason_serial)
+	    << "another target, another write";
+
+	/* Back off, retry, fail again: a new text (a new serial). */
+	rr_timestamp retry = t + 10 * kMs + m.backoff_us();
+	ASSERT_EQ(m.poll(retry, kDefaults), RR_PROBE_DO_CONNECT);
+	m.on_failure(retry + kMs, "connection refused");
+	rr_probe_obs c = m.observe(retry + kMs, kDefaults);
+	EXPECT_NE(c.reason_serial, a.reason_serial);
+	EXPECT_NE(std::string(c.reason), a.reason);
+}
+
 TEST(Probe, AnswerGoesStaleWhenTheNextIsOverdue)
 {
 	ProbeMachine m;

@@ -12,6 +12,9 @@
  * Tables are built through the boundary, as the worker builds them: registered
  * nodes, of which either 2 or all stream (the others have no walsender, and
  * their probes fail, as nodes at loopback ports where nothing listens do).
+ * Evaluation rounds run with registry_version 0 (the evaluator compares the
+ * registry rows with the previous round's) and with the same nonzero version
+ * in every round (the caller vouches that the registry was not re-read).
  */
 #include "replroute/replroute.h"
 
@@ -78,6 +81,7 @@ Round scenario(int n, int streaming, bool probes = true)
 				p.outcome = RR_PROBE_FAILED;
 				p.answered_at = RR_NO_TIME;
 				set_text(p.reason, "connection to 127.0.0.1 port 40000 failed: Connection refused");
+				p.reason_serial = static_cast<uint64_t>(i) + 1; /* as rr_probe_observe sets it */
 			}
 			r.probes.push_back(p);
 		}
@@ -155,7 +159,7 @@ void pick(benchmark::State &state, rr_policy policy, int nodes, int routable, Bo
 /* One round as the worker runs it: the observation moves on (time, the
  * primary's WAL, the streaming standbys' positions and replies), the
  * evaluator judges every node and publishes. */
-void evaluation_round(benchmark::State &state, int nodes, int streaming)
+void evaluation_round(benchmark::State &state, int nodes, int streaming, bool versioned)
 {
 	World w(static_cast<uint32_t>(nodes));
 	rr_error error{};
@@ -173,6 +177,7 @@ void evaluation_round(benchmark::State &state, int nodes, int streaming)
 			ws.reply_time = r.now;
 		}
 		rr_round_input in = r.input();
+		in.registry_version = versioned ? 1 : 0;
 		rr_status status = rr_evaluate_and_publish(evaluator, &in, &thresholds, w.table(), &error);
 		if (status != RR_OK)
 		{
@@ -268,12 +273,15 @@ int main(int argc, char **argv)
 				}
 	for (int nodes : {8, 64, 1024})
 		for (bool all_streaming : {false, true})
-		{
-			int streaming = all_streaming ? nodes : 2;
-			std::string name = "evaluation_round/nodes:" + std::to_string(nodes) +
-			                   "/streaming:" + std::to_string(streaming);
-			benchmark::RegisterBenchmark(name.c_str(), evaluation_round, nodes, streaming);
-		}
+			for (bool versioned : {false, true})
+			{
+				int streaming = all_streaming ? nodes : 2;
+				std::string name = "evaluation_round/nodes:" + std::to_string(nodes) +
+				                   "/streaming:" + std::to_string(streaming) +
+				                   "/registry_version:" + (versioned ? "same" : "none");
+				benchmark::RegisterBenchmark(name.c_str(), evaluation_round, nodes, streaming,
+				                             versioned);
+			}
 	for (bool whole_table : {false, true})
 		for (int pause_us : {0, 1000})
 		{
