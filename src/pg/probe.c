@@ -32,6 +32,9 @@
  */
 #include "postgres.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "miscadmin.h"
 #include "storage/latch.h"
 #include "utils/memutils.h"
@@ -65,11 +68,14 @@ typedef struct ProbeConn
 	/* what the wait set holds for it */
 	pgsocket	sock_in_set;
 	uint32		events_in_set;
+	bool		numeric;		/* host is an IPv4 or IPv6 address */
 	/* pacing: the machine's next deadline; 0 means "poll it now" */
 	TimestampTz next_at;
 	/* the last conclusion the worker heard of, to tell a change */
 	rr_probe_outcome outcome;
 	bool		answered_in_recovery;
+	bool		ever_answered;	/* its observation depends on the time too */
+	bool		observed;		/* out[] of rr_probes_observe is up to date */
 } ProbeConn;
 
 static ProbeConn *probes;		/* capacity entries; the first n_probes used */
@@ -81,6 +87,7 @@ static rr_probe_settings settings_in_use;	/* deadlines in next_at follow these *
 static bool sockets_moved = true;	/* entries moved: the set's user_data is stale */
 static bool outcome_changed;	/* a conclusion changed since the last drive */
 static int	drive_from;			/* where the last drive that ran out of time stopped */
+static bool observations_moved = true;	/* out[] of rr_probes_observe is in an old order */
 
 /*
  * Time one drive may spend.  Starting a connection costs libpq tens to
@@ -141,7 +148,10 @@ concluded(ProbeConn *p, rr_probe_outcome outcome, bool in_recovery)
 		outcome_changed = true;
 	p->outcome = outcome;
 	if (outcome == RR_PROBE_ANSWERED)
+	{
 		p->answered_in_recovery = in_recovery;
+		p->ever_answered = true;
+	}
 }
 
 static void
@@ -159,6 +169,16 @@ rr_probes_close_all(void)
 		destroy_probe(&probes[i]);
 	n_probes = 0;
 	sockets_moved = true;
+}
+
+/* An IPv4 or IPv6 address literal (not a name, not a socket directory). */
+static bool
+is_numeric_address(const char *host)
+{
+	unsigned char buffer[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, host, buffer) == 1 ||
+		inet_pton(AF_INET6, host, buffer) == 1;
 }
 
 /*
@@ -213,6 +233,7 @@ rr_probes_sync(const rr_node_config *nodes, size_t n_nodes)
 		strlcpy(target->name, node->name, sizeof(target->name));
 		strlcpy(target->host, node->host, sizeof(target->host));
 		target->port = node->port;
+		target->numeric = is_numeric_address(node->host);
 		target->sock_in_set = PGINVALID_SOCKET;
 		memset(&error, 0, sizeof(error));
 		target->machine = rr_probe_create(&error);
@@ -235,29 +256,47 @@ rr_probes_sync(const rr_node_config *nodes, size_t n_nodes)
 	memcpy(probes, scratch, sizeof(ProbeConn) * n_new);
 	n_probes = n_new;
 	sockets_moved = true;		/* entries moved: user_data pointers changed */
+	observations_moved = true;
 }
 
-/* Fills out[0..n_nodes): the probes are in the nodes' order after a sync. */
+/*
+ * Fills out[0..n_nodes): the probes are in the nodes' order after a sync.
+ * out must be the same array every call: an entry is rewritten only when its
+ * probe was driven since, or when it ever answered (the freshness of an
+ * answer changes with the time alone).  A thousand probes in backoff then
+ * cost nothing per round.
+ */
 void
 rr_probes_observe(size_t n_nodes, rr_probe_obs *out, TimestampTz now)
 {
 	rr_probe_settings settings = current_settings();
+	bool		all = observations_moved ||
+		settings.interval_us != settings_in_use.interval_us ||
+		settings.timeout_us != settings_in_use.timeout_us;
 
 	for (size_t i = 0; i < n_nodes; i++)
 	{
 		if ((int) i < n_probes)
-			rr_probe_observe(probes[i].machine, (rr_timestamp) now, &settings, &out[i]);
+		{
+			ProbeConn  *p = &probes[i];
+
+			if (all || !p->observed || p->ever_answered)
+				rr_probe_observe(p->machine, (rr_timestamp) now, &settings, &out[i]);
+			p->observed = true;
+		}
 		else
 			memset(&out[i], 0, sizeof(out[i]));	/* over capacity: pending */
 	}
+	observations_moved = false;
 }
 
 static void
 start_connect(ProbeConn *p, TimestampTz now)
 {
-	const char *keywords[6];
-	const char *values[6];
+	const char *keywords[7];
+	const char *values[7];
 	char		port[16];
+	int			n;
 
 	snprintf(port, sizeof(port), "%d", (int) p->port);
 
@@ -279,8 +318,22 @@ start_connect(ProbeConn *p, TimestampTz now)
 	values[3] = port;
 	keywords[4] = "fallback_application_name";
 	values[4] = "replroute probe";
-	keywords[5] = NULL;
-	values[5] = NULL;
+	n = 5;
+
+	/*
+	 * A registered address goes to libpq as hostaddr too, so that no attempt
+	 * asks the resolver (which reads /etc/hosts and nsswitch every time) to
+	 * look up a number: with a thousand standbys down that was most of what
+	 * the failing attempts cost.  host stays for TLS and the password file.
+	 */
+	if (p->numeric)
+	{
+		keywords[n] = "hostaddr";
+		values[n] = p->host;
+		n++;
+	}
+	keywords[n] = NULL;
+	values[n] = NULL;
 
 	p->conn = PQconnectStartParams(keywords, values, 1);
 	if (p->conn == NULL)
@@ -458,6 +511,7 @@ rr_probes_drive(TimestampTz now)
 			drive_from = i;		/* the rest stay due: next_at <= now */
 			return outcome_changed;
 		}
+		p->observed = false;
 		if (p->conn != NULL)
 		{
 			if (p->connecting)
