@@ -15,7 +15,7 @@ OBJS = \
 PGFILEDESC = "replroute - route reads to healthy hot standbys"
 
 EXTENSION = replroute
-DATA = replroute--1.0.sql
+DATA = replroute--1.0.sql replroute--1.0--1.1.sql replroute--1.1.sql
 
 # libpq for the probes (src/pg/probe.c), linked as contrib's postgres_fdw
 # does under PGXS.

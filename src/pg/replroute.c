@@ -82,6 +82,9 @@ static Size rr_shmem_size(void);
 void
 _PG_init(void)
 {
+	/* Needs no shared memory: also where the library is loaded on demand. */
+	rr_commit_lsn_init();
+
 	/*
 	 * Everything here needs the preload: PGC_POSTMASTER variables may only be
 	 * defined then (later is FATAL), and shared memory and the worker exist

@@ -99,4 +99,7 @@ extern void rr_probes_close_all(void);
 /* registry.c */
 extern void rr_registry_xact_callback_init(void);
 
+/* commit_lsn.c: replroute.commit_lsn, defined wherever the library loads */
+extern void rr_commit_lsn_init(void);
+
 #endif /* REPLROUTE_PG_H */
