@@ -29,6 +29,9 @@ MAX_BACKOFF = 5.0
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
 
 
+APPLICATION_NAME = "replroute_django listener"
+
+
 class Listener:
     def __init__(self, params, on_event, connect=None, poll_seconds=1.0):
         """params: a callable returning psycopg2.connect() keyword arguments."""
@@ -84,6 +87,7 @@ class Listener:
         params = dict(self.params())
         for key, value in KEEPALIVES.items():
             params.setdefault(key, value)
+        params.setdefault("application_name", APPLICATION_NAME)
         conn = connect(**params)
         conn.autocommit = True
         with conn.cursor() as cur:
