@@ -31,6 +31,7 @@ DEFAULTS = {
     "DEADLINE_MARGIN": 0.1,
     "READ_DEADLINE": None,
     "LISTEN": True,
+    "REPORTED_POSITION": True,
 }
 
 
@@ -97,6 +98,7 @@ class Config:
         elif not isinstance(listen, str):
             raise ImproperlyConfigured("REPLROUTE['LISTEN'] is True, False or a DATABASES alias")
         self.listen_alias = listen
+        self.reported_position = bool(values["REPORTED_POSITION"])
 
     def model_needs_primary(self, model):
         if model is None or not (self.primary_apps or self.primary_models):

@@ -52,6 +52,9 @@ BEHIND = "behind"       # false: it did not replay it within RYW_WAIT
 MISSED = "missed"       # no answer in time, or an error: try elsewhere
 NO_WAIT = "no-wait"     # cannot wait there (no function, in a transaction)
 
+# Seconds a standby whose wait said false is skipped by reads after writes.
+BEHIND_SKIP = 0.2
+
 # The standby has no replroute_wait_for_replay() (extension 1.0), or no schema.
 _NO_FUNCTION = frozenset(["42883", "3F000"])
 
@@ -61,8 +64,9 @@ class Engine:
         self.cache = ReadersCache(clock=clock, wall=wall)
         self.down = DownMarks(clock=clock)
         # Standbys whose wait said false: skipped for reads that need a
-        # position until the next event or CACHE_TTL, so a paused standby
-        # costs one wait per period, not one per read.
+        # position for BEHIND_SKIP or until the next event, so a paused
+        # standby costs one wait per period, not one per read, and a healthy
+        # one that was slow once is asked again soon.
         self.behind = DownMarks(clock=clock)
         self.no_wait = set()
         # alias -> (position a wait confirmed, when): replay never goes back.
@@ -307,6 +311,7 @@ class Engine:
         if conn.in_atomic_block or not conn.autocommit:
             # A wait inside a transaction block either holds an old snapshot
             # (REPEATABLE READ: refused) or would hold one while waiting.
+            self.count("wait_in_transaction")
             return NO_WAIT
         raw = conn.connection
         if raw is None:
@@ -346,7 +351,7 @@ class Engine:
             if previous is None or previous[0] <= lsn:
                 self.confirmed[alias] = (lsn, self.clock())
             return REPLAYED
-        self.behind.mark(alias, config.cache_ttl)
+        self.behind.mark(alias, BEHIND_SKIP)
         return BEHIND
 
     def discard(self, alias, config):

@@ -72,14 +72,15 @@ def reported_lsn(conn):
 def note_committed(conn, before, wrote=True):
     """A statement or transaction on conn committed; before: the reported
     position when it began. Returns True if the position was reported."""
-    after = reported_lsn(conn)
+    config = get_config()
+    after = reported_lsn(conn) if config.reported_position else None
     if after and after != before:
         try:
             lsn = parse_lsn(after)
         except ValueError:
             lsn = None
         if lsn is not None:
-            current_state().note_lsn(lsn, get_config().ryw_ttl)
+            current_state().note_lsn(lsn, config.ryw_ttl)
             engine().count("reported")
             return True
     if wrote:

@@ -110,7 +110,7 @@ def fake_engine(primary, up=("replica1", "replica2"), rng=None, step=0.0):
         if actual is not None and actual >= lsn:
             eng.confirmed[alias] = (lsn, clock())
             return engine_mod.REPLAYED
-        eng.behind.mark(alias, config.cache_ttl)
+        eng.behind.mark(alias, engine_mod.BEHIND_SKIP)
         return engine_mod.BEHIND
 
     def usable(alias, config):

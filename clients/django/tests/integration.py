@@ -274,8 +274,8 @@ def test_listen(cl, Item, item):
             by[cl.names.get(port, port) if obj else "missing"] += 1
         return by
 
-    def heard(before, timeout=3.0):
-        started = time.monotonic()
+    def heard(before, timeout=3.0, started=None):
+        started = time.monotonic() if started is None else started
         while eng.counts["events"] <= before:
             if time.monotonic() - started > timeout:
                 return None
@@ -294,10 +294,11 @@ def test_listen(cl, Item, item):
         check("both standbys read before the drain", by["standby1"] > 0 and by["standby2"] > 0, str(dict(by)))
         try:
             before = eng.counts["events"]
+            t0 = time.monotonic()
             cl.sql("primary", "SELECT replroute_drain('standby2')")
-            delay = heard(before)
+            delay = heard(before, started=t0)
             check("the drain reached the process by NOTIFY", delay is not None,
-                  "after %.1f ms" % (1000 * delay) if delay is not None else "not within 3 s")
+                  "%.1f ms after the call to replroute_drain()" % (1000 * delay) if delay is not None else "not within 3 s")
             by = reads()
             info("reads after the drain: %s" % dict(by))
             check("a drained standby gets no reads at once, CACHE_TTL notwithstanding",
