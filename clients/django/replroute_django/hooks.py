@@ -7,16 +7,20 @@ sends, ORM or raw cursor, passes through connection.execute_wrappers, so a
 wrapper on the primary's connection sees all of them; sql.is_write() decides
 from the statement text. A write is "done" only once committed, so:
 
-- in autocommit, the statement itself committed: the scope's State becomes
-  `pending` (ask the primary's WAL position before the next read);
-- inside atomic(), an on_commit callback sets `pending` when (and only if)
+- in autocommit, the statement itself committed: the scope's State takes
+  its position (below);
+- inside atomic(), an on_commit callback does the same when (and only if)
   the transaction commits, and until then reads go to the primary, the only
   node that can see the uncommitted rows. Whether the transaction has
   uncommitted writes is read from the connection's own on_commit list, so a
   rollback (which discards that list, or the part registered in a rolled
   back savepoint) leaves no stale flag behind;
 - in manual transaction management (set_autocommit(False)) there is no
-  commit hook: reads go to the primary until autocommit is back on.
+  commit hook: reads go to the primary until autocommit is back on, and the
+  write is then `pending` (located by a query).
+
+On standbys, retry_reads re-runs a lone read elsewhere when its connection
+broke, and puts READ_DEADLINE (if set) on every statement.
 
 Where the position of a committed write comes from: replroute 1.1 reports
 it to the client at every commit that wrote (the setting replroute.commit_lsn,
