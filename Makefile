@@ -66,12 +66,16 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # pg_regress alone, without the TAP suites.
-.PHONY: installcheck-regress installcheck-nopreload installcheck-isolation
+.PHONY: installcheck-regress installcheck-nopreload installcheck-isolation installcheck-tap
 installcheck-regress: submake $(REGRESS_PREP)
 	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
 
 installcheck-isolation: submake
 	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+
+# The TAP suites alone (PROVE_TESTS='test/tap/020_x.pl' picks files).
+installcheck-tap: submake
+	$(prove_installcheck)
 
 installcheck-nopreload: submake
 	$(pg_regress_installcheck) $(REGRESS_NOPRELOAD_OPTS) \
