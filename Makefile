@@ -28,7 +28,8 @@ SHLIB_LINK += -lstdc++
 # pg_regress: a temporary instance with the library preloaded.  The port is
 # fixed below 32768 (pg_regress's default temporary port is in the ephemeral
 # range, where it can collide with outgoing connections).
-REGRESS = registry bad_input routing privileges worker events settings hostile probes
+REGRESS = registry bad_input routing privileges worker events settings hostile probes \
+	wait_for_replay
 REGRESS_OPTS = --temp-config=test/regress.conf \
 	--temp-instance=./tmp_check_regress --port=25432
 
