@@ -108,11 +108,20 @@ class HighDescriptorTests(unittest.TestCase):
                 os.close(fd)
 
 
+_SOCKETS = []
+
+
+def tearDownModule():
+    for sock in _SOCKETS:
+        sock.close()
+
+
 class FrozenRaw:
     """A psycopg2 connection stand-in whose server never answers (or answers `result`)."""
 
     def __init__(self, result=None, error=None):
         self.sock, self.peer = socket.socketpair()
+        _SOCKETS.extend((self.sock, self.peer))
         self.closed = 0
         self.result = result
         self.error = error
@@ -401,6 +410,7 @@ class FakeListenConn:
 
     def __init__(self):
         self.sock, self.peer = socket.socketpair()
+        _SOCKETS.extend((self.sock, self.peer))
         self.notifies = []
         self.autocommit = False
         self.executed = []
