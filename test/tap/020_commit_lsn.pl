@@ -181,6 +181,21 @@ is($r[44]{error}, '55P02', 'SET replroute.commit_lsn is refused (55P02)');
 is($r[45]{error}, '55P02', 'set_config() is refused too');
 is($r[46]{rows}[0][0], $l5, 'current_setting() gives the reported value');
 
+# --- the extended query protocol (Parse/Bind/Execute/Sync), as pgjdbc and
+# other drivers send statements: the report comes before ReadyForQuery too.
+$from = $primary->lsn('insert');
+@r = @{
+	client(
+		\%c,
+		[ a => 'extended:INSERT INTO t (v) VALUES (400)' ],   # 0 connect, 1
+		[ a => 'extended:SELECT count(*) FROM t' ],          # 2
+	)
+};
+is($r[1]{error}, undef, 'an INSERT over the extended protocol ran');
+is(record_ending_at($primary, $r[1]{reported}), 'COMMIT ' . xid_of($primary, 400),
+	'... and reported its commit record');
+is($r[2]{reported}, $r[1]{reported}, 'a read over the extended protocol leaves it');
+
 # --- a parallel query: the leader reports, its workers change nothing.
 my $parallel = q(SET max_parallel_workers_per_gather = 2;
 SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0;

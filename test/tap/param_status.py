@@ -11,12 +11,38 @@ statements given.  Prints a JSON list with one object per statement:
 "reported" is null when the server never sent the parameter.  In SQL,
 {reported:NAME} stands for the value connection NAME last reported, so that a
 program can pass a commit position from a primary to a standby as a client
-would.
+would.  SQL that starts with "extended:" is sent with the extended query
+protocol instead (libpq's PQexecParams on the same connection: Parse, Bind,
+Execute, Sync), as drivers such as pgjdbc do; its rows are not returned.
 """
+import ctypes
+import ctypes.util
 import json
 import sys
 
 import psycopg2
+
+libpq = ctypes.CDLL(ctypes.util.find_library('pq'))
+libpq.PQexecParams.restype = ctypes.c_void_p
+libpq.PQexecParams.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p,
+                               ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+libpq.PQresultStatus.argtypes = [ctypes.c_void_p]
+libpq.PQresultErrorField.restype = ctypes.c_char_p
+libpq.PQresultErrorField.argtypes = [ctypes.c_void_p, ctypes.c_int]
+libpq.PQclear.argtypes = [ctypes.c_void_p]
+PGRES_FATAL_ERROR = 7
+PG_DIAG_SQLSTATE = ord('C')
+
+
+def exec_extended(conn, sql):
+    """Runs sql with the extended protocol; returns its SQLSTATE or None."""
+    res = libpq.PQexecParams(conn.pgconn_ptr, sql.encode(), 0, None, None, None, None, 0)
+    try:
+        if libpq.PQresultStatus(res) == PGRES_FATAL_ERROR:
+            return libpq.PQresultErrorField(res, PG_DIAG_SQLSTATE).decode()
+        return None
+    finally:
+        libpq.PQclear(res)
 
 PARAM = 'replroute.commit_lsn'
 
@@ -36,6 +62,11 @@ def main():
         for other, oconn in conns.items():
             sql = sql.replace('{reported:%s}' % other, oconn.get_parameter_status(PARAM) or '')
         error, rows = None, None
+        if sql.startswith('extended:'):
+            error = exec_extended(conn, sql[len('extended:'):])
+            out.append({'conn': name, 'sql': sql, 'error': error, 'rows': None,
+                        'reported': conn.get_parameter_status(PARAM)})
+            continue
         try:
             with conn.cursor() as cur:
                 cur.execute(sql)

@@ -130,17 +130,17 @@ TEST(WaitStep, AClockThatGoesBackStillSleeps)
 TEST(WaitSchedule, TightFirstThenGrowingToTheCap)
 {
 	EXPECT_EQ(wait_sleep_us(0), kWaitMinSleepUs);
-	EXPECT_EQ(wait_sleep_us(50 * kMs), kWaitMinSleepUs); /* the default timeout */
-	EXPECT_EQ(wait_sleep_us(200 * kMs), 200);            /* 0.1 % of the wait */
-	EXPECT_EQ(wait_sleep_us(kSecond), kWaitMaxSleepUs);
+	EXPECT_EQ(wait_sleep_us(10 * kMs), kWaitMinSleepUs); /* a healthy standby's waits */
+	EXPECT_EQ(wait_sleep_us(50 * kMs), 250);             /* the default timeout: 0.5 % */
+	EXPECT_EQ(wait_sleep_us(200 * kMs), kWaitMaxSleepUs);
 	EXPECT_EQ(wait_sleep_us(3600 * kSecond), kWaitMaxSleepUs);
 	int64_t previous = 0;
 	for (int64_t elapsed = 0; elapsed < 2 * kSecond; elapsed += 997)
 	{
 		int64_t sleep = rr_replay_wait_sleep_us(elapsed);
 		EXPECT_GE(sleep, previous);
-		/* whatever was waited, a sleep adds at most 0.1 % or the minimum */
-		EXPECT_LE(sleep, std::max<int64_t>(kWaitMinSleepUs, elapsed / 1000));
+		/* whatever was waited, a sleep adds at most 0.5 % or the minimum */
+		EXPECT_LE(sleep, std::max<int64_t>(kWaitMinSleepUs, elapsed / 200));
 		previous = sleep;
 	}
 }
