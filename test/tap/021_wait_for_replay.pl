@@ -153,6 +153,28 @@ like($stderr, qr/canceling statement due to statement timeout/,
 	'statement_timeout ends a wait');
 $s1->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
 
+# --- the wait and the read in one simple-protocol query string (one round
+# trip): at READ COMMITTED the read takes its snapshot after the wait.
+pause_replay($s1);
+$lsn = insert_lsn(6);
+{
+	my ($mout, $merr);
+	# From a file: IPC::Run feeds a scalar only while the caller pumps.
+	my $program = PostgreSQL::Test::Utils::tempdir() . '/program.json';
+	PostgreSQL::Test::Utils::append_to_file($program,
+		encode_json([ [ s =>
+			"SELECT replroute_wait_for_replay('$lsn', '5min'); SELECT count(*) FROM t WHERE v = 6" ] ]));
+	my $h = IPC::Run::start(
+		[ '/usr/bin/python3', "$FindBin::RealBin/param_status.py",
+			's=' . $s1->connstr('postgres') ],
+		'<', $program, '>', \$mout, '2>', \$merr);
+	ok(wait_for_waiter($s1), 'a wait sent with its read in one query string is sleeping');
+	$s1->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
+	$h->finish or die "param_status.py failed: $merr";
+	my @r = @{ decode_json($mout) };
+	is($r[1]{rows}[0][0], '1', '... and the read after it, in the same string, sees the write');
+}
+
 # --- refused where the read after it could not see the write
 ($ret, $stdout, $stderr) = $s1->psql('postgres',
 	"BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT replroute_wait_for_replay('$lsn')",
