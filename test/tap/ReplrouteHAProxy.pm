@@ -152,7 +152,7 @@ sub haproxy_servers
 sub wait_haproxy_status
 {
 	my ($self, $name, $re, $limit) = @_;
-	$limit //= $PostgreSQL::Test::Utils::timeout_default;
+	$limit //= 30;
 	my $t0 = Time::HiRes::time();
 	my $row = {};
 	while (Time::HiRes::time() - $t0 < $limit)
