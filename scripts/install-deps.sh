@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
 	build-essential cmake libgtest-dev libboost-dev
 	postgresql-15 postgresql-server-dev-15 postgresql-contrib libipc-run-perl
-	python3-django python3-psycopg2 prometheus-postgres-exporter prometheus curl
+	python3-django python3-psycopg2 prometheus-postgres-exporter prometheus curl haproxy
 	debhelper postgresql-server-dev-all dpkg-dev sqlsmith
 )
 missing=()
