@@ -36,6 +36,8 @@ ap.add_argument("--bindir", required=True)
 ap.add_argument("--user", default="replroute")
 ap.add_argument("--trials", type=int, default=5)
 ap.add_argument("--seconds", type=int, default=4)
+ap.add_argument("--no-external", dest="external", action="store_false",
+                help="skip the comparison with an external agent")
 args = ap.parse_args()
 
 base = args.base
@@ -122,18 +124,22 @@ def wait_status(name, prefixes, limit=30.0, step=0.002):
 
 class Load:
     """New connections through HAProxy's read port, back to back, in two
-    threads: (start, end, server port or 'failed')."""
+    threads: (start, server port, 'failed', or 'stuck' for one still waiting
+    when the load stops: a connection or query on a hung standby)."""
 
     def __init__(self):
         self.records = []
+        self.inflight = {}
         self.stop = False
-        self.threads = [threading.Thread(target=self.run) for _ in range(2)]
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(2)]
         for t in self.threads:
             t.start()
 
     def run(self):
+        me = threading.get_ident()
         while not self.stop:
             t0 = time.time()
+            self.inflight[me] = t0
             try:
                 c = psycopg2.connect(host="127.0.0.1", port=read_port, user="postgres",
                                      dbname="postgres", connect_timeout=3)
@@ -141,16 +147,26 @@ class Load:
                 cur.execute("SELECT inet_server_port()")
                 port = cur.fetchone()[0]
                 c.close()
-                self.records.append((t0, time.time(), port))
+                result = port
             except Exception:
-                self.records.append((t0, time.time(), "failed"))
+                result = "failed"
+            if self.stop and self.inflight.get(me) is None:
+                return  # reported as stuck already
+            self.inflight.pop(me, None)
+            self.records.append((t0, result))
+            if result == "failed":
                 time.sleep(0.01)
 
     def finish(self):
         self.stop = True
+        deadline = time.time() + 4
         for t in self.threads:
-            t.join()
-        return self.records
+            t.join(max(0.0, deadline - time.time()))
+        records = list(self.records)
+        for ident, t0 in list(self.inflight.items()):
+            records.append((t0, "stuck"))
+            self.inflight[ident] = None
+        return records
 
 
 def median(xs):
@@ -166,13 +182,17 @@ psql(base, "SELECT pg_reload_conf()")
 os.makedirs(hdir, exist_ok=True)
 if os.getuid() == 0:
     subprocess.run(["chown", args.user, hdir], check=True)
-lines = []
-for k in (1, 2):
-    lines.append(f"    server standby{k} 127.0.0.1:{base + k} weight 100 check agent-check "
-                 f"agent-addr 127.0.0.1 agent-port {agent_port} agent-send \"standby{k}\\n\" "
-                 f"agent-inter 100ms")
-lines.append(f"    server primary 127.0.0.1:{base} backup check")
-config = f"""global
+
+
+def start_haproxy(check_port):
+    """haproxy with the documented configuration, its agent at check_port."""
+    lines = []
+    for k in (1, 2):
+        lines.append(f"    server standby{k} 127.0.0.1:{base + k} weight 100 check agent-check "
+                     f"agent-addr 127.0.0.1 agent-port {check_port} agent-send \"standby{k}\\n\" "
+                     f"agent-inter 100ms")
+    lines.append(f"    server primary 127.0.0.1:{base} backup check")
+    config = f"""global
     stats socket {hdir}/haproxy.sock mode 666 level admin
 
 defaults
@@ -187,15 +207,16 @@ listen replroute_reads
     balance roundrobin
     option redispatch 1
 """ + "\n".join(lines) + "\n"
-with open(os.path.join(hdir, "haproxy.cfg"), "w") as f:
-    f.write(config)
-os.chmod(os.path.join(hdir, "haproxy.cfg"), 0o644)
-cmd = ["/usr/sbin/haproxy", "-db", "-f", os.path.join(hdir, "haproxy.cfg")]
-if os.getuid() == 0:
-    cmd = ["runuser", "-u", args.user, "--"] + cmd
-haproxy = subprocess.Popen(cmd, stdout=open(os.path.join(args.dir, "haproxy.log"), "w"),
-                           stderr=subprocess.STDOUT, cwd="/")
-try:
+    with open(os.path.join(hdir, "haproxy.cfg"), "w") as f:
+        f.write(config)
+    os.chmod(os.path.join(hdir, "haproxy.cfg"), 0o644)
+    if os.path.exists(os.path.join(hdir, "haproxy.sock")):
+        os.unlink(os.path.join(hdir, "haproxy.sock"))
+    cmd = ["/usr/sbin/haproxy", "-db", "-f", os.path.join(hdir, "haproxy.cfg")]
+    if os.getuid() == 0:
+        cmd = ["runuser", "-u", args.user, "--"] + cmd
+    proc = subprocess.Popen(cmd, stdout=open(os.path.join(args.dir, "haproxy.log"), "a"),
+                            stderr=subprocess.STDOUT, cwd="/")
     for _ in range(100):
         if os.path.exists(os.path.join(hdir, "haproxy.sock")):
             break
@@ -203,6 +224,18 @@ try:
     for k in (1, 2):
         if wait_status(f"standby{k}", ("UP",)) is None:
             raise SystemExit(f"standby{k} never UP in haproxy: {servers()}")
+    return proc
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    proc.wait()
+
+
+haproxy = None
+agent = None
+try:
+    haproxy = start_haproxy(agent_port)
 
     s1dir = os.path.join(args.dir, "standby1")
     s1port = base + 1
@@ -275,37 +308,45 @@ try:
           f"probe_timeout={psql(base, 'SHOW replroute.probe_timeout')}")
     print("fault -> HAProxy takes standby1 out (stats socket, polled every 2 ms); "
           "new connections through HAProxy during the trial")
-    for label, prepare, fault, repair, statuses, target in rows:
-        delays, failed_before, failed_after, bad_after, total = [], 0, 0, 0, 0
-        for _ in range(args.trials):
-            wait_both_up()
-            if prepare:
-                prepare()
-            load = Load()
-            time.sleep(0.3)
-            t0 = time.time()
-            fault()
-            t1 = wait_status("standby1", statuses)
-            time.sleep(0.5)
-            records = load.finish()
-            repair()
-            if t1 is None:
-                print(f"  {label}: not taken out within 30 s")
-                continue
-            delays.append((t1 - t0) * 1000)
-            for start, end, port in records:
-                if start < t0:
+    def fault_rows(title):
+        print(title)
+        for label, prepare, fault, repair, statuses, target in rows:
+            delays, failed_before, failed_after, bad_after, total = [], 0, 0, 0, 0
+            stuck_before = stuck_after = 0
+            for _ in range(args.trials):
+                wait_both_up()
+                if prepare:
+                    prepare()
+                load = Load()
+                time.sleep(0.3)
+                t0 = time.time()
+                fault()
+                t1 = wait_status("standby1", statuses)
+                time.sleep(0.5)
+                records = load.finish()
+                repair()
+                if t1 is None:
+                    print(f"  {label}: not taken out within 30 s")
                     continue
-                total += 1
-                if start >= t1:
-                    failed_after += port == "failed"
-                    bad_after += port == s1port
-                else:
-                    failed_before += port == "failed"
-        print(f"  {label:26s} median {median(delays):7.0f} ms  (min {min(delays, default=float('nan')):.0f}, "
-              f"max {max(delays, default=float('nan')):.0f}; target {target})  "
-              f"connections after the fault {total}: failed before taken out {failed_before}, "
-              f"after: failed {failed_after}, to standby1 {bad_after}")
+                delays.append((t1 - t0) * 1000)
+                for start, port in records:
+                    if start < t0:
+                        continue
+                    total += 1
+                    if start >= t1:
+                        failed_after += port == "failed"
+                        stuck_after += port == "stuck"
+                        bad_after += port == s1port
+                    else:
+                        failed_before += port == "failed"
+                        stuck_before += port == "stuck"
+            print(f"  {label:26s} median {median(delays):7.0f} ms  (min {min(delays, default=float('nan')):.0f}, "
+                  f"max {max(delays, default=float('nan')):.0f}; target {target})  "
+                  f"connections after the fault {total}: before taken out failed {failed_before}, "
+                  f"stuck {stuck_before}; after: failed {failed_after}, stuck {stuck_after}, "
+                  f"to standby1 {bad_after}")
+
+    fault_rows("agent: replroute's listener (replroute.agent_port)")
     wait_both_up()
 
     # --- per query cost through HAProxy vs direct
@@ -331,10 +372,27 @@ try:
     print(f"SELECT 1, pgbench 1 client, {args.seconds}s x 3, median: direct to a standby {d:.0f} us/query, "
           f"through HAProxy {p:.0f} us/query (+{p - d:.0f} us)")
 
-    # --- the listener's CPU at 10 and 100 checks per second
-    haproxy.send_signal(signal.SIGTERM)
-    haproxy.wait()
+    stop(haproxy)
     haproxy = None
+
+    # --- the same faults with the external agent (test/bench/external_agent.py)
+    if args.external:
+        ext_port = agent_port + 2
+        cmd = ["/usr/bin/python3", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                "external_agent.py"), str(ext_port),
+               f"host=127.0.0.1 port={base} user=postgres dbname=postgres"]
+        agent = subprocess.Popen(cmd, cwd="/")
+        time.sleep(1)
+        haproxy = start_haproxy(ext_port)
+        fault_rows("agent: an external 40-line agent reading replroute_nodes (same run)")
+        wait_both_up()
+        stop(haproxy)
+        haproxy = None
+        agent.terminate()
+        agent.wait()
+        agent = None
+
+    # --- the listener's CPU at 10 and 100 checks per second
     pid = listener_pid()
     hz = os.sysconf("SC_CLK_TCK")
     for rate in (10, 100):
@@ -355,8 +413,9 @@ try:
               f"({n} checks in {w1 - w0:.1f} s)")
 finally:
     if haproxy is not None:
-        haproxy.send_signal(signal.SIGTERM)
-        haproxy.wait()
+        stop(haproxy)
+    if agent is not None:
+        agent.terminate()
     for setting in ("agent_port", "agent_listen_addresses", "max_lag_bytes", "max_replay_lag"):
         psql(base, f"ALTER SYSTEM RESET replroute.{setting}")
     psql(base, "SELECT pg_reload_conf()")
