@@ -221,6 +221,32 @@ for my $name (qw(standby1 standby2))
 	ok($ok, "undrained: $name UP again in haproxy");
 }
 
+# A stuck observing worker: past replroute.stale_after (2 s) the agent says
+# its data is stale, HAProxy takes every standby out and the backup answers.
+{
+	my $worker = $primary->safe_psql('postgres', 'SELECT pid FROM replroute_worker_status()');
+	kill 'STOP', $worker;
+	my $stale = '';
+	for (1 .. 100)
+	{
+		$stale = agent_ask($agent_port, "standby1\n") // '';
+		last if $stale =~ /older than replroute.stale_after/;
+		Time::HiRes::sleep(0.1);
+	}
+	like($stale, qr/^down #replroute: replroute's health data is .* old, older than replroute.stale_after/,
+		'stale: a stuck worker makes the agent say its data is stale');
+	($ok) = wait_haproxy_status($haproxy, 'standby1', qr/^DOWN/);
+	ok($ok, 'stale: haproxy takes standby1 out');
+	$c = spread(2);
+	is_deeply($c, { primary => 2 }, 'stale: the backup answers (' . counts_text($c) . ')');
+	kill 'CONT', $worker;
+	for my $name (qw(standby1 standby2))
+	{
+		($ok) = wait_haproxy_status($haproxy, $name, qr/^UP$/);
+		ok($ok, "stale over: $name UP again");
+	}
+}
+
 # --- hostile clients: the listener keeps serving
 # The listener has no database connection, so it is not in pg_stat_activity:
 # found among the postmaster's children by its process title.
