@@ -235,8 +235,11 @@ for my $name (qw(standby1 standby2))
 	}
 	like($stale, qr/^down #replroute: replroute's health data is .* old, older than replroute.stale_after/,
 		'stale: a stuck worker makes the agent say its data is stale');
-	($ok) = wait_haproxy_status($haproxy, 'standby1', qr/^DOWN/);
-	ok($ok, 'stale: haproxy takes standby1 out');
+	for my $name (qw(standby1 standby2))
+	{
+		($ok) = wait_haproxy_status($haproxy, $name, qr/^DOWN/);
+		ok($ok, "stale: haproxy takes $name out");
+	}
 	$c = spread(2);
 	is_deeply($c, { primary => 2 }, 'stale: the backup answers (' . counts_text($c) . ')');
 	kill 'CONT', $worker;
