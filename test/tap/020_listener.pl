@@ -349,6 +349,25 @@ is($primary->safe_psql('postgres',
 		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'replroute worker'"),
 	1, 'the observing worker is unaffected');
 
+# --- the observing worker restarted: the listener carries on, and answers
+# from the new worker's rounds
+{
+	my $worker = $primary->safe_psql('postgres', 'SELECT pid FROM replroute_worker_status()');
+	$primary->safe_psql('postgres', "SELECT pg_terminate_backend($worker)");
+	ok( $primary->poll_query_until('postgres',
+			"SELECT pid IS NOT NULL AND pid <> $worker AND rounds > 0 FROM replroute_worker_status()"),
+		'the observing worker is restarted');
+	my $reply = '';
+	for (1 .. 50)
+	{
+		$reply = agent_ask($agent_port, "standby1\n") // '';
+		last if $reply eq "up ready 100%\n";
+		Time::HiRes::sleep(0.1);
+	}
+	is($reply, "up ready 100%\n", 'after a worker restart the agent answers up again');
+	is(listener_pid($primary), $listener_pid, 'the listener was not restarted with the worker');
+}
+
 # --- the listener restarted: HAProxy keeps its state meanwhile, the new one answers
 kill 'TERM', $listener_pid;
 my $new_pid = '';
