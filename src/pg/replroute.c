@@ -29,6 +29,7 @@
 #include "libpq-fe.h"
 
 #include "replroute_pg.h"
+#include "listener_pg.h"
 
 PG_MODULE_MAGIC;
 
@@ -95,6 +96,8 @@ _PG_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
+	/* Before define_gucs(): it reserves the prefix, which drops placeholders. */
+	rr_listener_init();
 	define_gucs();
 
 	prev_shmem_request_hook = shmem_request_hook;
