@@ -15,7 +15,7 @@ OBJS = \
 PGFILEDESC = "replroute - route reads to healthy hot standbys"
 
 EXTENSION = replroute
-DATA = replroute--1.0.sql
+DATA = replroute--1.0.sql replroute--1.0--1.1.sql replroute--1.1.sql
 
 # libpq for the probes (src/pg/probe.c), linked as contrib's postgres_fdw
 # does under PGXS.
@@ -28,7 +28,8 @@ SHLIB_LINK += -lstdc++
 # pg_regress: a temporary instance with the library preloaded.  The port is
 # fixed below 32768 (pg_regress's default temporary port is in the ephemeral
 # range, where it can collide with outgoing connections).
-REGRESS = registry bad_input routing privileges worker events settings hostile probes
+REGRESS = registry bad_input routing privileges worker events settings hostile probes \
+	wait_for_replay
 REGRESS_OPTS = --temp-config=test/regress.conf \
 	--temp-instance=./tmp_check_regress --port=25432
 
@@ -66,12 +67,16 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # pg_regress alone, without the TAP suites.
-.PHONY: installcheck-regress installcheck-nopreload installcheck-isolation
+.PHONY: installcheck-regress installcheck-nopreload installcheck-isolation installcheck-tap
 installcheck-regress: submake $(REGRESS_PREP)
 	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
 
 installcheck-isolation: submake
 	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+
+# The TAP suites alone (PROVE_TESTS='test/tap/020_x.pl' picks files).
+installcheck-tap: submake
+	$(prove_installcheck)
 
 installcheck-nopreload: submake
 	$(pg_regress_installcheck) $(REGRESS_NOPRELOAD_OPTS) \

@@ -7,7 +7,7 @@ packages=(
 	build-essential cmake libgtest-dev libboost-dev
 	postgresql-15 postgresql-server-dev-15 postgresql-contrib libipc-run-perl
 	python3-django python3-psycopg2 prometheus-postgres-exporter prometheus curl
-	debhelper postgresql-server-dev-all dpkg-dev sqlsmith
+	debhelper postgresql-server-dev-all dpkg-dev sqlsmith pgbouncer haproxy
 )
 missing=()
 for p in "${packages[@]}"; do

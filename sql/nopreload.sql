@@ -18,7 +18,14 @@ SELECT replroute_undrain('s1');
 INSERT INTO replroute_node (name, host, port, weight, application_name)
 VALUES ('s1', 'h', 5432, 1, 's1');
 SELECT name, host FROM replroute_node;
-SELECT count(*) FROM pg_settings WHERE name LIKE 'replroute.%';
+-- Only replroute.commit_lsn, which needs no shared memory, is defined when
+-- the library is loaded on demand.
+SELECT name FROM pg_settings WHERE name LIKE 'replroute.%';
+-- ... and set by the INSERT above, which committed after the library loaded.
+SELECT current_setting('replroute.commit_lsn') ~ '^[0-9A-F]+/[0-9A-F]+$' AS reported;
+-- replroute_wait_for_replay needs no preload (a primary: true at once).
+SELECT replroute_wait_for_replay(pg_current_wal_insert_lsn());
+SELECT replroute_wait_for_replay(NULL);
 -- dropped and created again: the role survives and is reused
 DROP EXTENSION replroute;
 SELECT rolname FROM pg_roles WHERE rolname = 'replroute_admin';

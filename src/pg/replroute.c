@@ -27,6 +27,7 @@
 #include "utils/guc.h"
 
 #include "replroute_pg.h"
+#include "listener_pg.h"
 
 PG_MODULE_MAGIC;
 
@@ -45,6 +46,9 @@ static Size rr_shmem_size(void);
 void
 _PG_init(void)
 {
+	/* Needs no shared memory: also where the library is loaded on demand. */
+	rr_commit_lsn_init();
+
 	/*
 	 * Everything here needs the preload: PGC_POSTMASTER variables may only be
 	 * defined then (later is FATAL), and shared memory and the worker exist
@@ -55,6 +59,9 @@ _PG_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
+	/* Before rr_define_settings(): it reserves the prefix, which drops
+	 * placeholders. */
+	rr_listener_init();
 	rr_define_settings();
 
 	prev_shmem_request_hook = shmem_request_hook;

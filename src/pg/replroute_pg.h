@@ -94,4 +94,7 @@ extern size_t rr_observe_registry(MemoryContext context, rr_node_config **out,
 extern void rr_registry_xact_callback_init(void);
 extern void rr_registry_changed(void);
 
+/* commit_lsn.c: replroute.commit_lsn, defined wherever the library loads */
+extern void rr_commit_lsn_init(void);
+
 #endif /* REPLROUTE_PG_H */

@@ -116,8 +116,9 @@ for my $sql (
 		"a plain role is refused: $sql");
 }
 ($ret, $out, $err) = $primary->psql('postgres',
-	'SET ROLE rr_plain; SELECT replroute_pick_reader() IS NULL; SELECT count(*) FROM replroute_readers()');
-is($ret, 0, 'a plain role routes') or diag($err);
+	'SET ROLE rr_plain; SELECT replroute_pick_reader() IS NULL; SELECT count(*) FROM replroute_readers();
+SELECT replroute_wait_for_replay(pg_current_wal_insert_lsn())');
+is($ret, 0, 'a plain role routes and waits for replay') or diag($err);
 
 # --- no password anywhere: a standby that authenticates with one
 $primary->safe_psql(

@@ -35,6 +35,10 @@ resumed, standby restarted, until replroute_readers() lists both again):
            run, while the workload writes
   stopped  standby1 stopped with pg_ctl -m immediate --stop-after seconds
            into the run, when every thread holds persistent connections
+  lagging  not timed: --lag-cycles write-then-read cycles in one thread,
+           standby2 replaying --lag-ms behind (recovery_min_apply_delay)
+           and standby1 drained, so that standby2 is the only standby
+           replroute may use; counts stale reads
 
 Workload: --threads threads (a threaded server's workers), each repeating
   POST  insert an Item, then read it back by pk through the router, in the
@@ -57,16 +61,26 @@ Figures, per router and phase:
   failed        reads that raised to the view (a 500 for the user)
   route µs      time inside db_for_read per read (time.perf_counter_ns
                 around the router's method, summed over the calls one read
-                makes): medians for the read after a write and for plain
-                reads, 99th percentile of all. It includes any round trip
-                the router makes (replroute: the primary's WAL position
-                after a write, the readers list once per CACHE_TTL) and,
-                with several threads, waits for the GIL.
+                makes): median and 99th percentile for the POST's read
+                (right after its write), for the page views that carry
+                the POST's position in their cookie (--gets-with-cookie),
+                for both together, the median for plain reads (no
+                position), and the 99th percentile of all. It includes any round trip
+                the router makes (replroute: the wait on the standby for a
+                read after a write, replroute_wait_for_replay(); the
+                primary's WAL position when the commit did not report it;
+                the readers list once per CACHE_TTL or event) and, with
+                several threads, waits for the GIL. The detail lines also
+                give each wait on a standby alone, as the client times it.
+  replroute     the engine's counters per run: positions reported by the
+                commit (ParameterStatus) or located by a query, waits that
+                said true / false / missed their deadline.
 """
 
 import argparse
 import bisect
 import collections
+import contextlib
 import os
 import random
 import statistics
@@ -230,8 +244,9 @@ class Run:
     def __init__(self, cluster):
         self.cluster = cluster
         self.lock = threading.Lock()
+        self.wait_ns = []                      # replroute: each wait on a standby, client side
         self.served = collections.Counter()   # node name -> reads
-        self.route_ns = {"write": [], "plain": []}   # per read, by kind
+        self.route_ns = {"write": [], "cookie": [], "plain": []}   # per read, by kind
         self.failed = 0
         self.failed_writes = 0
         self.errors = collections.Counter()
@@ -291,8 +306,9 @@ def make_views(run):
 
     def get(request):
         started = time.monotonic()
+        kind = "cookie" if request.COOKIES else "plain"
         try:
-            obj = run.read("plain", lambda: Item.objects.extra(select=PORT_SELECT).order_by("-id").first())
+            obj = run.read(kind, lambda: Item.objects.extra(select=PORT_SELECT).order_by("-id").first())
         except Exception:
             return HttpResponseServerError("read failed")
         with run.lock:
@@ -369,6 +385,8 @@ def run_once(cluster, router_name, routers, phase, args):
                                       args.gets_with_cookie))
                for k in range(args.threads)]
     fault = None
+    waits = timed_waits(run, router_name)
+    waits.__enter__()
     try:
         for t in threads:
             t.start()
@@ -386,9 +404,82 @@ def run_once(cluster, router_name, routers, phase, args):
                 raise RuntimeError("a workload thread did not finish")
     finally:
         stop.set()
+        waits.__exit__(None, None, None)
         elapsed = time.monotonic() - started
         restore(cluster, phase)
-    return summarize(run, router_name, phase, elapsed, fault, args)
+    counts = dict(engine().counts) if router_name == "replroute" else None
+    return summarize(run, router_name, phase, elapsed, fault, args, counts)
+
+
+@contextlib.contextmanager
+def timed_waits(run, router_name):
+    """Times every Engine.wait_on (the wait on a standby, as the client sees it)."""
+    from replroute_django.engine import engine
+
+    if router_name != "replroute":
+        yield
+        return
+    eng = engine()
+    real = eng.wait_on
+
+    def wait_on(*args, **kwargs):
+        start = time.perf_counter_ns()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            ns = time.perf_counter_ns() - start
+            with run.lock:
+                run.wait_ns.append(ns)
+
+    eng.wait_on = wait_on
+    try:
+        yield
+    finally:
+        del eng.wait_on
+
+
+def lag_run(cluster, router_name, routers, args):
+    """--lag-cycles POST cycles (insert, read back) in one thread, standby2
+    replaying --lag-ms behind and standby1 drained: standby2 is the only
+    standby replroute may use, and every read after a write meets its lag."""
+    from django.core.signals import request_finished, request_started
+    from django.db import connections
+    from django.test import RequestFactory
+    from replroute_django.engine import engine
+    from replroute_django.middleware import ReadYourWritesMiddleware
+
+    cluster.wait_readers(2)
+    SWITCH.active = routers[router_name]
+    run = Run(cluster)
+    view = make_views(run)
+    handler = ReadYourWritesMiddleware(view) if router_name == "replroute" else view
+    factory = RequestFactory()
+    cluster.sql("standby2", "ALTER SYSTEM SET recovery_min_apply_delay = '%dms'" % args.lag_ms)
+    cluster.sql("standby2", "SELECT pg_reload_conf()")
+    cluster.sql("primary", "SELECT replroute_drain('standby1')")
+    started = time.monotonic()
+    try:
+        cluster.wait_readers(1)
+        if router_name == "replroute":
+            engine().reset()
+        started = time.monotonic()
+        with timed_waits(run, router_name):
+            for cycle in range(args.lag_cycles):
+                request = factory.post("/items/new", {"name": "lag-%s-%d" % (router_name, cycle)})
+                request_started.send(sender=None, environ=request.META)
+                try:
+                    handler(request)
+                finally:
+                    request_finished.send(sender=None)
+    finally:
+        elapsed = time.monotonic() - started
+        connections.close_all()
+        cluster.sql("primary", "SELECT replroute_undrain('standby1')")
+        cluster.sql("standby2", "ALTER SYSTEM RESET recovery_min_apply_delay")
+        cluster.sql("standby2", "SELECT pg_reload_conf()")
+        cluster.wait_readers(2)
+    counts = dict(engine().counts) if router_name == "replroute" else None
+    return summarize(run, router_name, "lagging", elapsed, None, args, counts)
 
 
 def restore(cluster, phase):
@@ -432,8 +523,9 @@ def median_us(values):
     return statistics.median(values) / 1000.0 if values else 0.0
 
 
-def summarize(run, router_name, phase, elapsed, fault, args):
+def summarize(run, router_name, phase, elapsed, fault, args, counts=None):
     reads = sum(run.served.values()) + run.failed
+    after_write = run.route_ns["write"] + run.route_ns["cookie"]
     standby = run.served["standby1"] + run.served["standby2"]
     stale = staleness(run)
     over = [s for s in stale if args.bound is not None and s > args.bound]
@@ -452,8 +544,17 @@ def summarize(run, router_name, phase, elapsed, fault, args):
         "failed_writes": run.failed_writes,
         "errors": dict(run.errors),
         "median_write_us": median_us(run.route_ns["write"]),
+        "p99_write_us": percentile(run.route_ns["write"], 0.99) / 1000.0,
+        "median_cookie_us": median_us(run.route_ns["cookie"]),
+        "p99_cookie_us": percentile(run.route_ns["cookie"], 0.99) / 1000.0,
+        "median_after_write_us": median_us(after_write),
+        "p99_after_write_us": percentile(after_write, 0.99) / 1000.0,
         "median_plain_us": median_us(run.route_ns["plain"]),
-        "p99_us": percentile(run.route_ns["write"] + run.route_ns["plain"], 0.99) / 1000.0,
+        "p99_us": percentile(after_write + run.route_ns["plain"], 0.99) / 1000.0,
+        "counts": counts or {},
+        "waits": len(run.wait_ns),
+        "median_wait_us": median_us(run.wait_ns),
+        "p99_wait_us": percentile(run.wait_ns, 0.99) / 1000.0,
     }
 
 
@@ -461,14 +562,18 @@ def print_table(results, args):
     bound = "off" if args.bound is None else "%g s" % args.bound
     print()
     print("| phase | router | reads | by standbys | own write missed | plain reads > bound (%s) | max staleness |"
-          " failed reads | route µs, median: read after write | plain read | route µs, p99 |" % bound)
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          " failed reads | route µs, POST's read: median | p99 | GET with cookie: median | p99 |"
+          " both: median | p99 | plain read: median | all: p99 |" % bound)
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
         miss, ryw = r["ryw"]
         over, plain = r["over"]
-        print("| %s | %s | %d | %.1f %% | %d of %d (%.1f %%) | %d of %d | %.2f s | %d | %.1f | %.1f | %.0f |" % (
-            r["phase"], r["router"], r["reads"], r["standby_pct"], miss, ryw, 100.0 * miss / ryw if ryw else 0.0,
-            over, plain, r["max_stale"], r["failed"], r["median_write_us"], r["median_plain_us"], r["p99_us"]))
+        print("| %s | %s | %d | %.1f %% | %d of %d (%.1f %%) | %d of %d | %.2f s | %d | %.0f | %.0f | %.0f | %.0f"
+              " | %.0f | %.0f | %.0f | %.0f |" % (
+                  r["phase"], r["router"], r["reads"], r["standby_pct"], miss, ryw,
+                  100.0 * miss / ryw if ryw else 0.0, over, plain, r["max_stale"], r["failed"],
+                  r["median_write_us"], r["p99_write_us"], r["median_cookie_us"], r["p99_cookie_us"],
+                  r["median_after_write_us"], r["p99_after_write_us"], r["median_plain_us"], r["p99_us"]))
     print()
     for r in results:
         served = ", ".join("%s %d" % kv for kv in sorted(r["served"].items()))
@@ -477,6 +582,14 @@ def print_table(results, args):
             extra += "; standby1 stopped at %.1f s" % r["fault"]
         if r["failed_writes"]:
             extra += "; %d failed writes" % r["failed_writes"]
+        c = r["counts"]
+        if c:
+            extra += ("; positions: %d reported, %d by query; waits: %d true, %d false, %d missed the deadline"
+                      % (c.get("reported", 0), c.get("position_queries", 0), c.get("wait_true", 0),
+                         c.get("wait_false", 0), c.get("wait_missed", 0)))
+        if r["waits"]:
+            extra += "; a wait as the client sees it: median %.0f µs, p99 %.0f µs" % (
+                r["median_wait_us"], r["p99_wait_us"])
         print("- %s / %s: %.1f s; served by %s%s" % (r["phase"], r["router"], r["elapsed"], served, extra))
         for err, n in sorted(r["errors"].items()):
             print("    %dx %s" % (n, err))
@@ -494,7 +607,9 @@ def main():
                         help="lag bound in seconds for plain reads (default: replroute.max_replay_lag)")
     parser.add_argument("--gets-with-cookie", action="store_true",
                         help="the page views are the poster's, with its read-your-writes cookie")
-    parser.add_argument("--phases", default="normal,paused,stopped")
+    parser.add_argument("--phases", default="normal,paused,stopped,lagging")
+    parser.add_argument("--lag-cycles", type=int, default=1000, help="write-then-read cycles of the 'lagging' phase")
+    parser.add_argument("--lag-ms", type=int, default=20, help="standby2's replay delay in the 'lagging' phase")
     parser.add_argument("--routers", default="tutorial,replroute")
     args = parser.parse_args()
     if not (1 <= args.threads <= 32 and 0 < args.seconds <= 60 and 1 <= args.max_cycles <= 100000):
@@ -524,7 +639,10 @@ def main():
     results = []
     for phase in args.phases.split(","):
         for router_name in args.routers.split(","):
-            r = run_once(cluster, router_name, routers, phase, args)
+            if phase == "lagging":
+                r = lag_run(cluster, router_name, routers, args)
+            else:
+                r = run_once(cluster, router_name, routers, phase, args)
             results.append(r)
             print("  %-8s %-9s %5d reads, %5.1f %% by standbys, %d own-write misses, %d failed" % (
                 phase, router_name, r["reads"], r["standby_pct"], r["ryw"][0], r["failed"]), flush=True)

@@ -6,7 +6,7 @@
 See docs/django.md in the replroute repository.
 """
 
-from .state import forget_writes, pin_primary, read_your_writes, remember_write, write_lsn
+from .api import forget_writes, pin_primary, read_your_writes, remember_write, write_lsn
 
 __all__ = ["forget_writes", "pin_primary", "read_your_writes", "remember_write", "write_lsn"]
-__version__ = "1.0.0"
+__version__ = "1.1.0"

@@ -1,5 +1,8 @@
 from django.apps import AppConfig
 
+from . import hooks  # noqa: F401  (connects connection_created)
+from .conf import get_config
+
 
 class ReplrouteDjangoConfig(AppConfig):
     # Optional, recommended: without it the write tracker hooks in when the
@@ -9,7 +12,4 @@ class ReplrouteDjangoConfig(AppConfig):
     verbose_name = "replroute"
 
     def ready(self):
-        from . import hooks  # noqa: F401  (connects connection_created)
-        from .conf import get_config
-
         get_config()

@@ -27,6 +27,11 @@ DEFAULTS = {
     "DOWN_TTL": 5.0,
     "RETRY_READS": True,
     "STICKY_PER_REQUEST": True,
+    "RYW_WAIT": 0.05,
+    "DEADLINE_MARGIN": 0.1,
+    "READ_DEADLINE": None,
+    "LISTEN": True,
+    "REPORTED_POSITION": True,
 }
 
 
@@ -77,6 +82,23 @@ class Config:
         self.down_ttl = _seconds(values["DOWN_TTL"], "DOWN_TTL")
         self.retry_reads = bool(values["RETRY_READS"])
         self.sticky_per_request = bool(values["STICKY_PER_REQUEST"])
+        wait = values["RYW_WAIT"]
+        wait = None if wait is None else _seconds(wait, "RYW_WAIT")
+        self.ryw_wait = wait if wait else None
+        self.ryw_wait_interval = None if self.ryw_wait is None else datetime.timedelta(seconds=self.ryw_wait)
+        self.deadline_margin = _seconds(values["DEADLINE_MARGIN"], "DEADLINE_MARGIN")
+        read_deadline = values["READ_DEADLINE"]
+        read_deadline = None if read_deadline is None else _seconds(read_deadline, "READ_DEADLINE")
+        self.read_deadline = read_deadline if read_deadline else None
+        listen = values["LISTEN"]
+        if listen is True:
+            listen = self.primary
+        elif listen is False or listen is None:
+            listen = None
+        elif not isinstance(listen, str):
+            raise ImproperlyConfigured("REPLROUTE['LISTEN'] is True, False or a DATABASES alias")
+        self.listen_alias = listen
+        self.reported_position = bool(values["REPORTED_POSITION"])
 
     def model_needs_primary(self, model):
         if model is None or not (self.primary_apps or self.primary_models):

@@ -16,7 +16,7 @@ from django.core import signing
 
 from .conf import get_config
 from .lsn import format_lsn, parse_lsn
-from .router import engine
+from .engine import engine
 from .state import State, scoped_state
 
 _SALT = "replroute_django.lsn"

@@ -14,7 +14,7 @@ import contextlib
 import contextvars
 import time
 
-from .lsn import format_lsn, lsn_max, parse_lsn
+from .lsn import lsn_max
 
 
 class State:
@@ -89,90 +89,3 @@ class pin_primary(contextlib.ContextDecorator):
     def __exit__(self, *exc):
         self._state.pinned -= 1
         return False
-
-
-class read_your_writes(contextlib.ContextDecorator):
-    """A scope whose reads see its own writes (and those of `lsn`, if given).
-
-    For code outside a request: a management command, a task that was handed
-    write_lsn() by the request that queued it. Scopes nest; an inner scope
-    starts from what the outer one required, so nothing it reads is older.
-    """
-
-    def __init__(self, lsn=None):
-        self.lsn = lsn
-
-    def __enter__(self):
-        from .conf import get_config
-
-        outer = current_state()
-        if outer.pending:
-            _capture_now(outer)
-        state = State()
-        ttl = get_config().ryw_ttl
-        if outer.required_lsn() is not None:
-            state.note_lsn(outer.lsn, 0.0, captured_wall=outer.lsn_wall)
-            state.lsn_expires = outer.lsn_expires
-        if self.lsn is not None:
-            state.note_lsn(parse_lsn(self.lsn), ttl)
-        state.pinned = outer.pinned
-        state.changed = False
-        self._start_lsn = state.lsn
-        self._outer = outer
-        self._cm = scoped_state(state)
-        self._cm.__enter__()
-        return state
-
-    def __exit__(self, *exc):
-        inner = current_state()
-        self._cm.__exit__(*exc)
-        # What the scope wrote, the code after it must see too; the LSN it
-        # was handed is the business of the scope alone.
-        if inner.pending:
-            self._outer.pending = True
-        if inner.lsn is not None and (self._start_lsn is None or inner.lsn > self._start_lsn):
-            from .conf import get_config
-
-            self._outer.note_lsn(inner.lsn, get_config().ryw_ttl, captured_wall=inner.lsn_wall)
-        return False
-
-
-def remember_write(lsn=None):
-    """Reads from here on must see a write made outside Django's view.
-
-    Without an argument the primary's WAL position is asked for at the next
-    read (call it after the write committed). With an LSN (text or int), that
-    position is required.
-    """
-    state = current_state()
-    if lsn is None:
-        state.pending = True
-    else:
-        from .conf import get_config
-
-        state.note_lsn(parse_lsn(lsn), get_config().ryw_ttl)
-
-
-def write_lsn():
-    """The WAL position reads in this scope wait for, as text, or None.
-
-    Hand it to work queued for later (a task) and open read_your_writes(lsn)
-    there.
-    """
-    state = current_state()
-    if state.pending:
-        _capture_now(state)
-    return format_lsn(state.required_lsn())
-
-
-def forget_writes():
-    state = current_state()
-    state.lsn = None
-    state.pending = False
-    state.changed = True
-
-
-def _capture_now(state):
-    from .router import engine
-
-    engine().capture(state)

@@ -3,7 +3,7 @@
 import contextlib
 import time
 
-from replroute_django import router as router_mod
+from replroute_django import engine as engine_mod
 from replroute_django.lsn import format_lsn
 from replroute_django.readers import build_snapshot
 
@@ -42,8 +42,12 @@ class FakePrimary:
         self.lsn = lsn
         self.readers = []  # (name, weight, replay_lsn int or None)
         self.calls = 0
+        self.position_calls = 0
         self.fail = None
         self.gate = None
+        # What a standby's replroute_wait_for_replay() finds: its true replay
+        # position (default: the one listed), or "frozen" (no answer).
+        self.actual = {}
 
     def add(self, name, weight=100, replay=None):
         self.readers.append((name, weight, replay))
@@ -52,6 +56,16 @@ class FakePrimary:
         if not self.readers:
             return [(format_lsn(self.lsn), None, None, None)]
         return [(format_lsn(self.lsn), n, w, format_lsn(r)) for n, w, r in self.readers]
+
+
+def without_waits(test, **extra):
+    """For test's duration: RYW_WAIT off, the list alone decides (replroute 1.0's way)."""
+    from django.test import override_settings
+
+    cm = override_settings(REPLROUTE=dict({"NODES": {"standby1": "replica1", "standby2": "replica2"},
+                                           "RYW_WAIT": None}, **extra))
+    cm.enable()
+    test.addCleanup(cm.disable)
 
 
 @contextlib.contextmanager
@@ -64,8 +78,9 @@ def fake_engine(primary, up=("replica1", "replica2"), rng=None, step=0.0):
     """
     clock = Clock(step=step)
     wall = Clock(time.time(), step=step)
-    eng = router_mod.Engine(clock=clock, wall=wall, rng=rng or FixedRandom(0.0))
+    eng = engine_mod.Engine(clock=clock, wall=wall, rng=rng or FixedRandom(0.0))
     up = set(up)
+    waits = []
 
     def fetch(config):
         primary.calls += 1
@@ -75,6 +90,29 @@ def fake_engine(primary, up=("replica1", "replica2"), rng=None, step=0.0):
             raise primary.fail
         return build_snapshot(primary.rows(), config.nodes, clock, wall)
 
+    def position(config):
+        primary.position_calls += 1
+        if primary.gate is not None:
+            primary.gate()
+        if primary.fail is not None:
+            raise primary.fail
+        return primary.lsn
+
+    def wait_on(alias, lsn, config):
+        name = {a: n for n, a in config.nodes.items()}[alias]
+        waits.append((alias, lsn))
+        listed = {n: r for n, _, r in primary.readers}
+        actual = primary.actual.get(name, listed.get(name))
+        if actual == "frozen":
+            eng.count("wait_missed")
+            eng.down.mark(alias, config.down_ttl)
+            return engine_mod.MISSED
+        if actual is not None and actual >= lsn:
+            eng.confirmed[alias] = (lsn, clock())
+            return engine_mod.REPLAYED
+        eng.behind.mark(alias, engine_mod.BEHIND_SKIP)
+        return engine_mod.BEHIND
+
     def usable(alias, config):
         if alias in up:
             return True
@@ -82,12 +120,15 @@ def fake_engine(primary, up=("replica1", "replica2"), rng=None, step=0.0):
         return False
 
     eng.fetch = fetch
+    eng.position = position
+    eng.wait_on = wait_on
+    eng.waits = waits
     eng.usable = usable
     eng.up = up
     eng.tick = lambda s: (clock.advance(s), wall.advance(s))
-    saved = router_mod._engine
-    router_mod._engine = eng
+    saved = engine_mod._engine
+    engine_mod._engine = eng
     try:
         yield eng
     finally:
-        router_mod._engine = saved
+        engine_mod._engine = saved

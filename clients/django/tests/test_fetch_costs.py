@@ -13,7 +13,7 @@ import unittest
 from django.http import HttpResponse
 from django.test import RequestFactory
 
-from .fakes import FakePrimary, FixedRandom, fake_engine
+from .fakes import FakePrimary, FixedRandom, fake_engine, without_waits
 from replroute_django import remember_write
 from replroute_django.lsn import parse_lsn
 from replroute_django.middleware import ReadYourWritesMiddleware
@@ -25,7 +25,10 @@ WAIT = 2.0     # seconds a thread may take before it counts as queued
 
 
 class FetchesPerReadTests(unittest.TestCase):
+    """With RYW_WAIT off: the position and the list in one query."""
+
     def setUp(self):
+        without_waits(self)
         self.router = ReplrouteRouter()
         self.primary = FakePrimary(lsn=parse_lsn("0/3000"))
         self.primary.add("standby1", 100, parse_lsn("0/2000"))
@@ -97,9 +100,10 @@ class Gate:
 
 
 class NoQueueTests(unittest.TestCase):
-    """While one thread's fetch hangs, another thread's read returns at once."""
+    """While one thread's fetch hangs, another thread's read returns at once (RYW_WAIT off)."""
 
     def setUp(self):
+        without_waits(self)
         self.router = ReplrouteRouter()
         self.primary = FakePrimary(lsn=parse_lsn("0/2000"))
         self.primary.add("standby1", 100, parse_lsn("0/2000"))

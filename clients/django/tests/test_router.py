@@ -5,7 +5,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connections
 from django.test import override_settings
 
-from .fakes import FakePrimary, FixedRandom, fake_engine
+from .fakes import FakePrimary, FixedRandom, fake_engine, without_waits
 from replroute_django import pin_primary, remember_write
 from replroute_django.lsn import parse_lsn
 from replroute_django.readers import DownMarks, Reader, ReadersCache, Snapshot, eligible, weighted_choice
@@ -266,7 +266,10 @@ class RouterTests(unittest.TestCase):
 
 
 class ReadYourWritesRoutingTests(unittest.TestCase):
+    """With RYW_WAIT off: only standbys the list shows caught up qualify."""
+
     def setUp(self):
+        without_waits(self)
         self.router = ReplrouteRouter()
         self.primary = FakePrimary(lsn=parse_lsn("0/2000"))
         self.primary.add("standby1", 100, parse_lsn("0/2000"))  # caught up
@@ -340,7 +343,7 @@ class ReadYourWritesRoutingTests(unittest.TestCase):
 
     def test_recheck_off(self):
         self.primary.lsn = parse_lsn("0/3000")
-        with override_settings(REPLROUTE={"NODES": NODES, "RYW_RECHECK": None}):
+        with override_settings(REPLROUTE={"NODES": NODES, "RYW_RECHECK": None, "RYW_WAIT": None}):
             with fake_engine(self.primary) as eng, fresh():
                 remember_write()
                 self.assertEqual(self.read(), "default")
@@ -352,7 +355,7 @@ class ReadYourWritesRoutingTests(unittest.TestCase):
                 self.assertEqual(self.read(), "replica2")
 
     def test_min_lsn_expires(self):
-        with override_settings(REPLROUTE={"NODES": NODES, "RYW_TTL": 2}):
+        with override_settings(REPLROUTE={"NODES": NODES, "RYW_TTL": 2, "RYW_WAIT": None}):
             with fake_engine(self.primary, rng=FixedRandom(0.9)) as eng, fresh() as state:
                 remember_write("0/1800")
                 self.assertEqual(self.read(), "replica1")
