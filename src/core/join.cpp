@@ -67,8 +67,8 @@ const rr_walsender_obs *RoundIndex::walsender_for(std::string_view application_n
 	return walsender_for(application_name, name_hash(application_name));
 }
 
-const rr_walsender_obs *RoundIndex::walsender_for(std::string_view application_name,
-                                                  size_t hash) const
+const rr_walsender_obs *RoundIndex::find_walsender(std::string_view application_name,
+                                                   size_t hash) const
 {
 	if (walsenders_.size() <= kLinearLimit)
 	{

@@ -45,7 +45,20 @@ public:
 	const rr_walsender_obs *walsender_for(std::string_view application_name) const;
 	/* The same, with name_hash(application_name) computed by the caller
 	 * (who may keep it across rounds). */
-	const rr_walsender_obs *walsender_for(std::string_view application_name, size_t hash) const;
+	const rr_walsender_obs *walsender_for(std::string_view application_name, size_t hash) const
+	{
+		/* Inline, the common answer for most nodes of a large registry:
+		 * no walsender of the (few) has that hash. */
+		if (walsenders_.size() <= kLinearLimit)
+		{
+			bool any = false;
+			for (size_t h : walsender_app_hashes_)
+				any |= h == hash;
+			if (!any)
+				return nullptr;
+		}
+		return find_walsender(application_name, hash);
+	}
 	static size_t name_hash(std::string_view name) noexcept;
 	/* Is any slot held by no process?  Only such a slot matches by name. */
 	bool any_free_slot() const noexcept { return free_slots_ > 0; }
@@ -55,6 +68,7 @@ public:
 	static constexpr size_t kLinearLimit = 8;
 
 private:
+	const rr_walsender_obs *find_walsender(std::string_view application_name, size_t hash) const;
 	const rr_slot_obs *free_slot_named(std::string_view name) const;
 	const rr_slot_obs *slot_with_pid(int32_t pid) const;
 

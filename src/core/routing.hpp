@@ -62,16 +62,16 @@ std::optional<uint32_t> choose_by_cumulative_weight(uint32_t n, uint64_t random,
 	if (total == 0)
 		return std::nullopt;
 	uint64_t target = scale_random(random, total);
-	uint32_t low = 0, high = n - 1; /* cumulative(high) > target */
-	while (low < high)
+	/* The answer is in [base, base + len); halving without a branch on the
+	 * (random) comparison, which a predictor cannot learn. */
+	uint32_t base = 0, len = n;
+	while (len > 1)
 	{
-		uint32_t mid = low + (high - low) / 2;
-		if (cumulative(mid) > target)
-			high = mid;
-		else
-			low = mid + 1;
+		uint32_t half = len / 2;
+		base += cumulative(base + half - 1) <= target ? half : 0;
+		len -= half;
 	}
-	return low;
+	return base;
 }
 
 rr_status pick_reader(rr_shared_table &table, const rr_pick_request &request,

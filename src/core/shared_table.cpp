@@ -23,11 +23,8 @@ constexpr size_t kWord = sizeof(uint64_t);
 constexpr size_t kHeaderWords = sizeof(rr_table_header) / kWord;
 constexpr size_t kPickWords = sizeof(PickIndex) / kWord;
 constexpr size_t kCandidateWords = sizeof(Candidate) / kWord;
-constexpr size_t kLsnWord = offsetof(Candidate, known_replay_lsn) / kWord;
-constexpr size_t kCumulativeWord = offsetof(Candidate, cumulative_weight) / kWord;
-constexpr size_t kIndexWord = offsetof(Candidate, entry_index) / kWord;
-constexpr size_t kLagBytesWord = offsetof(Candidate, lag_bytes) / kWord;
-constexpr size_t kWeightWord = offsetof(Candidate, weight) / kWord;
+static_assert(kHeaderWords == TableReader::kHeaderWords && kPickWords == TableReader::kPickWords &&
+              kCandidateWords == TableReader::kCandidateWords);
 static_assert(offsetof(Candidate, lag_us) == offsetof(Candidate, lag_bytes) + kWord);
 static_assert(offsetof(Candidate, lag_rank) == offsetof(Candidate, weight) + 4);
 static_assert(offsetof(Candidate, least_lag_upto) == offsetof(Candidate, entry_index) + 4);
@@ -319,46 +316,9 @@ rr_table_header TableReader::header() const noexcept
 	return header;
 }
 
-uint32_t TableReader::candidate_count() const noexcept
-{
-	PickIndex pick;
-	load_words(&pick, words_at(table_, pick_offset()), kPickWords);
-	return pick.n_candidates < table_.capacity ? static_cast<uint32_t>(pick.n_candidates)
-	                                           : table_.capacity;
-}
-
-rr_lsn TableReader::candidate_lsn(uint32_t index) const noexcept
-{
-	return std::atomic_ref<uint64_t>(*(words_at(table_, candidate_offset(index)) + kLsnWord))
-	    .load(std::memory_order_acquire);
-}
-
-uint64_t TableReader::candidate_cumulative_weight(uint32_t index) const noexcept
-{
-	return std::atomic_ref<uint64_t>(*(words_at(table_, candidate_offset(index)) + kCumulativeWord))
-	    .load(std::memory_order_acquire);
-}
-
-uint32_t TableReader::candidate_least_lag_upto(uint32_t index) const noexcept
-{
-	Candidate c;
-	load_words(&c.entry_index, words_at(table_, candidate_offset(index)) + kIndexWord, 1);
-	return c.least_lag_upto;
-}
-
 void TableReader::candidate_metrics(uint32_t index, Candidate &out) const noexcept
 {
 	load_words(&out, words_at(table_, candidate_offset(index)), kCandidateMetricWords);
-}
-
-void TableReader::candidate_lags(uint32_t index, Candidate &out) const noexcept
-{
-	load_words(&out.lag_bytes, words_at(table_, candidate_offset(index)) + kLagBytesWord, 2);
-}
-
-void TableReader::candidate_weight_rank(uint32_t index, Candidate &out) const noexcept
-{
-	load_words(&out.weight, words_at(table_, candidate_offset(index)) + kWeightWord, 1);
 }
 
 void TableReader::candidate_name(uint32_t index, char (&name)[RR_NAME_LEN]) const noexcept

@@ -205,20 +205,72 @@ public:
 
 	rr_table_header header() const noexcept;
 	/* At most the capacity, whatever the words say. */
-	uint32_t candidate_count() const noexcept;
-	/* Single words of candidate index (< capacity). */
-	rr_lsn candidate_lsn(uint32_t index) const noexcept;
-	uint64_t candidate_cumulative_weight(uint32_t index) const noexcept;
-	uint32_t candidate_least_lag_upto(uint32_t index) const noexcept;
+	uint32_t candidate_count() const noexcept
+	{
+		uint64_t n = word(kHeaderWords);
+		return n < table_.capacity ? static_cast<uint32_t>(n) : table_.capacity;
+	}
+	/* Single words of candidate index (< capacity); inline, since a pick
+	 * reads them in its loops. */
+	rr_lsn candidate_lsn(uint32_t index) const noexcept
+	{
+		return word(candidate_word(index, offsetof(Candidate, known_replay_lsn)));
+	}
+	uint64_t candidate_cumulative_weight(uint32_t index) const noexcept
+	{
+		return word(candidate_word(index, offsetof(Candidate, cumulative_weight)));
+	}
+	uint32_t candidate_least_lag_upto(uint32_t index) const noexcept
+	{
+		Candidate c;
+		put(c, offsetof(Candidate, entry_index),
+		    word(candidate_word(index, offsetof(Candidate, entry_index))));
+		return c.least_lag_upto;
+	}
 	/* The metric words (everything but the name); name is left untouched. */
 	void candidate_metrics(uint32_t index, Candidate &out) const noexcept;
 	/* Only lag_bytes and lag_us; only weight and lag_rank. */
-	void candidate_lags(uint32_t index, Candidate &out) const noexcept;
-	void candidate_weight_rank(uint32_t index, Candidate &out) const noexcept;
+	void candidate_lags(uint32_t index, Candidate &out) const noexcept
+	{
+		put(out, offsetof(Candidate, lag_bytes),
+		    word(candidate_word(index, offsetof(Candidate, lag_bytes))));
+		put(out, offsetof(Candidate, lag_us),
+		    word(candidate_word(index, offsetof(Candidate, lag_us))));
+	}
+	void candidate_weight_rank(uint32_t index, Candidate &out) const noexcept
+	{
+		put(out, offsetof(Candidate, weight),
+		    word(candidate_word(index, offsetof(Candidate, weight))));
+	}
 	void candidate_name(uint32_t index, char (&name)[RR_NAME_LEN]) const noexcept;
 	void entry(uint32_t index, rr_node_entry &out) const noexcept;
 
+	/* Word offsets from the end of the control block (shared_table.cpp). */
+	static constexpr size_t kHeaderWords = sizeof(rr_table_header) / sizeof(uint64_t);
+	static constexpr size_t kPickWords = sizeof(PickIndex) / sizeof(uint64_t);
+	static constexpr size_t kCandidateWords = sizeof(Candidate) / sizeof(uint64_t);
+
 private:
+	static size_t candidate_word(uint32_t index, size_t byte_offset) noexcept
+	{
+		return kHeaderWords + kPickWords + static_cast<size_t>(index) * kCandidateWords +
+		       byte_offset / sizeof(uint64_t);
+	}
+	uint64_t word(size_t offset) const noexcept
+	{
+		/* Only ever accessed atomically; atomic_ref<const T> is not C++20. */
+		auto *words = reinterpret_cast<uint64_t *>(const_cast<unsigned char *>(
+		    reinterpret_cast<const unsigned char *>(&table_) + sizeof(rr_shared_table)));
+		return std::atomic_ref<uint64_t>(words[offset]).load(std::memory_order_acquire);
+	}
+	/* A word into the candidate at an 8-byte aligned offset: the field there
+	 * and, for 4-byte fields, the one that shares its word. */
+	static void put(Candidate &candidate, size_t byte_offset, uint64_t value) noexcept
+	{
+		std::memcpy(reinterpret_cast<unsigned char *>(&candidate) + byte_offset, &value,
+		            sizeof value);
+	}
+
 	const rr_shared_table &table_;
 };
 
