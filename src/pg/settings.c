@@ -19,7 +19,7 @@
 
 char	   *rr_guc_database = NULL;
 int			rr_guc_max_nodes = 32;
-int			rr_guc_poll_interval_ms = 10;
+int			rr_guc_poll_interval_ms = 50;
 int			rr_guc_stale_after_ms = 2000;
 int			rr_guc_max_lag_bytes = 16 * 1024 * 1024;
 int			rr_guc_max_replay_lag_ms = 1000;
@@ -78,12 +78,12 @@ rr_define_settings(void)
 
 	DefineCustomIntVariable("replroute.poll_interval",
 							"Time between two observations of the standbys.",
-							"A round reads the walsenders and slots from shared memory, "
-							"so a standby whose walsender vanished stops being routed to "
-							"within about one interval.  Registry changes and broken "
-							"probes wake the worker at once.",
+							"A round reads the walsenders and slots from shared memory: "
+							"lag and a vanished walsender are judged within one interval.  "
+							"A broken probe connection (a crashed standby) and registry "
+							"changes wake the worker at once.",
 							&rr_guc_poll_interval_ms,
-							10,
+							50,
 							1, 60 * 1000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
