@@ -20,6 +20,7 @@ It asserts nothing.
 """
 import argparse
 import os
+import random
 import signal
 import socket
 import statistics
@@ -318,7 +319,11 @@ try:
                 if prepare:
                     prepare()
                 load = Load()
-                time.sleep(0.3)
+                # A random phase against the 100 ms agent-inter: the trials
+                # start right after HAProxy saw the standby UP, so a fixed
+                # sleep would land every fault at the same point of the check
+                # cycle and measure that point, not the agent.
+                time.sleep(0.3 + random.random() * 0.1)
                 t0 = time.time()
                 fault()
                 t1 = wait_status("standby1", statuses)

@@ -71,3 +71,13 @@ TEST(Interval, SaturatingAdd)
 	EXPECT_EQ(saturating_add(kMin, -1), kMin);
 	EXPECT_EQ(saturating_add(kMax, kMin), -1);
 }
+
+TEST(Interval, FieldsThatCancel)
+{
+	/* '178000000 years -1 day' is positive as a whole: 1.0 refused it as
+	 * negative once, by looking at a field instead of the sum. */
+	EXPECT_EQ(interval_usec(0, -1, 178000000 * 12), kMax);
+	EXPECT_EQ(interval_usec(0, 1, -178000000 * 12), kMin);
+	EXPECT_EQ(interval_usec(kMin, 1, 0), kMin + kUsecPerDay);
+	EXPECT_EQ(interval_usec(0, 30, -1), 0);
+}
